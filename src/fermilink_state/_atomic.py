@@ -1,0 +1,132 @@
+"""Atomic, durable whole-file writes.
+
+A write goes to a unique temp file in the target's folder (created with
+``O_EXCL | O_NOFOLLOW``, so never through a planted symlink), is flushed and
+fsynced, ``os.replace``d over the target, and the folder is fsynced. A crash at
+any instant leaves the old or the new content. Temp names carry host and pid,
+so the temps of a killed writer can be recognised and swept later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+from typing import Final
+
+from fermilink_state._process import hostname, pid_is_running
+
+FSYNC_ENV: Final = "FERMILINK_STATE_FSYNC"
+_OPEN_FLAGS: Final = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+_NEW_FILE_MODE: Final = 0o666  # what open() asks for; the umask applies
+_UNSAFE_HOST_CHARS: Final = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def fsync_enabled() -> bool:
+    """False when ``FERMILINK_STATE_FSYNC=0`` (read at each call)."""
+    return os.environ.get(FSYNC_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def _host_tag() -> str:
+    return _UNSAFE_HOST_CHARS.sub("_", hostname()) or "host"
+
+
+def temp_prefix(target: Path) -> str:
+    """The prefix of every temp name this host uses for ``target``."""
+    return f".{target.name}.{_host_tag()}."
+
+
+def _temp_name(target: Path) -> Path:
+    return target.with_name(f"{temp_prefix(target)}{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
+def temp_owner_pid(target: Path, name: str) -> int | None:
+    """The pid in ``name`` if it is one of this host's temps for ``target``."""
+    prefix = temp_prefix(target)
+    if not (name.startswith(prefix) and name.endswith(".tmp")):
+        return None
+    pid_text, _, rest = name[len(prefix) :].partition(".")
+    if not pid_text.isdigit() or not rest.endswith("tmp"):
+        return None
+    return int(pid_text)
+
+
+def sweep_dead_temps(target: Path) -> list[Path]:
+    """Remove temps of ``target`` left by writers on this host that have died."""
+    removed: list[Path] = []
+    try:
+        entries = os.scandir(target.parent)
+    except OSError:
+        return removed
+    with entries:
+        for entry in entries:
+            pid = temp_owner_pid(target, entry.name)
+            if pid is None or pid == os.getpid() or pid_is_running(pid):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def fsync_directory(directory: Path) -> None:
+    """fsync a folder so a rename in it survives a power cut (POSIX only)."""
+    if os.name != "posix" or not fsync_enabled():
+        return
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably.
+
+    Creates missing parent folders. A new file gets ``0o666`` less the umask,
+    as ``open()`` would give it; a replaced file keeps its mode. On any error
+    the old file is untouched and the temp file is removed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_dead_temps(path)
+    try:
+        keep_mode: int | None = os.stat(path).st_mode & 0o7777
+    except OSError:
+        keep_mode = None
+    temp = _temp_name(path)
+    fd = os.open(temp, _OPEN_FLAGS, _NEW_FILE_MODE)
+    try:
+        try:
+            if keep_mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fd, keep_mode)
+            _write_all(fd, data)
+            if fsync_enabled():
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    fsync_directory(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` encoded as UTF-8, newlines untouched."""
+    atomic_write_bytes(path, text.encode("utf-8"))
