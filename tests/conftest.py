@@ -1,0 +1,3 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
