@@ -108,7 +108,9 @@ def edit_memory(path: Path, *, timeout: float | None = None) -> Iterator[MemoryD
     """
     path = Path(path)
     if not path.parent.is_dir():
-        raise FileNotFoundError(2, "no such memory file; create it with ensure_memory_file()", str(path))
+        raise FileNotFoundError(
+            2, "no such memory file; create it with ensure_memory_file()", str(path)
+        )
     with locked(path, timeout=timeout):
         document = read_memory(path)
         yield document

@@ -6,7 +6,7 @@ import functools
 import os
 import socket
 import sys
-from typing import Final
+from typing import Any, Final
 
 # psutil's create_time() for Linux is btime + starttime / CLK_TCK; we read the
 # same two numbers from /proc so the values agree without the dependency.
@@ -28,7 +28,7 @@ def pid_is_running(pid: int) -> bool:
     """
     if pid <= 0:
         return False
-    if sys.platform == "win32":
+    if _on_windows():
         return _windows_pid_is_running(pid)
     try:
         os.kill(pid, 0)
@@ -39,12 +39,15 @@ def pid_is_running(pid: int) -> bool:
     return True
 
 
+def _on_windows() -> bool:
+    # startswith() rather than ==: type checkers would prune the branch on POSIX.
+    return sys.platform.startswith("win")
+
+
 def _windows_pid_is_running(pid: int) -> bool:  # pragma: no cover - Windows only
-    if sys.platform != "win32":
-        return False
     import ctypes
 
-    kernel32 = ctypes.windll.kernel32
+    kernel32: Any = ctypes.__dict__["windll"].kernel32
     process_query_limited_information = 0x1000
     still_active = 259
     handle = kernel32.OpenProcess(process_query_limited_information, False, pid)

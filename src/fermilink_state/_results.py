@@ -32,7 +32,10 @@ ACCEPTED_STATUSES: Final = ("baseline", "accepted")
 # Everything str.splitlines() breaks a line on, plus the tab: none may reach a cell.
 _CELL_BREAKS: Final = re.compile("[\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _TAIL_BLOCK: Final = 64 * 1024
-_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE)
+_NUMBER: Final = re.compile(
+    r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|inf|infinity)",
+    re.IGNORECASE,
+)
 
 
 def _sanitize_cell(value: object) -> str:
@@ -254,11 +257,12 @@ def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
+        bad_line = data.count(b"\n", 0, error.start) + 1
         if strict:
-            raise StateCorruptError(path, "not UTF-8", line=line) from None
+            raise StateCorruptError(path, "not UTF-8", line=bad_line) from None
         warnings.warn(
-            StateCorruptWarning(f"{path}:{line}: not UTF-8; undecodable bytes replaced"), stacklevel=2
+            StateCorruptWarning(f"{path}:{bad_line}: not UTF-8; undecodable bytes replaced"),
+            stacklevel=2,
         )
         text = data.decode("utf-8", errors="replace")
     rows: list[ResultRow] = []
@@ -287,7 +291,9 @@ def best_result(
     """
     if direction not in ("minimize", "maximize"):
         raise ValueError(f"direction must be 'minimize' or 'maximize', not {direction!r}")
-    rows = read_results(Path(rows_or_path)) if isinstance(rows_or_path, str | Path) else rows_or_path
+    rows = (
+        read_results(Path(rows_or_path)) if isinstance(rows_or_path, str | Path) else rows_or_path
+    )
     wanted = set(statuses)
     sign = 1.0 if direction == "minimize" else -1.0
     best: ResultRow | None = None
