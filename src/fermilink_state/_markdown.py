@@ -88,7 +88,7 @@ class Section:
 
     def body_lines(self) -> list[str]:
         """The lines under the heading, without line endings."""
-        body = self.text[_line_end(self.text, 0) :] if self.heading else self.text
+        body = self.text[_line_end(self.text, 0) :] if self.heading else self.text.removeprefix(BOM)
         if not body:
             return []
         lines = body.split("\n")

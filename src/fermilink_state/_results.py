@@ -294,7 +294,8 @@ def best_result(
     rows = (
         read_results(Path(rows_or_path)) if isinstance(rows_or_path, str | Path) else rows_or_path
     )
-    wanted = set(statuses)
+    # A lone string is one status, not a set of its characters.
+    wanted = {statuses} if isinstance(statuses, str) else set(statuses)
     sign = 1.0 if direction == "minimize" else -1.0
     best: ResultRow | None = None
     best_key = math.inf
