@@ -325,7 +325,7 @@ def _temp_problem(path: Path) -> Problem | None:
             path,
             1,
             "a temporary file left by an interrupted writer",
-            "delete it; it was never part of the campaign",
+            "delete it (it was never part of the campaign)",
         )
     pid = int(match["pid"])
     for_this_host = _this_host_target(match["stem"])

@@ -259,7 +259,7 @@ def _lock_line(status: RunLockStatus) -> str:
     started = (status.holder or {}).get("started_at_utc")
     since = f", since {started}" if started else ""
     if status.state == "active":
-        return f"held: {status.reason}{since}"
+        return f"{status.reason}{since}"
     return f"STALE: {status.reason}{since}; clear it with `fermilink-state unlock`"
 
 

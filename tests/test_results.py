@@ -1,0 +1,371 @@
+"""The ledger readers: read_results, best_result, recent_results_text."""
+
+from __future__ import annotations
+
+import builtins
+import io
+import math
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fermilink.optimize import state as reference
+
+from fermilink_state import (
+    RESULTS_HEADER,
+    ResultRow,
+    StateCorruptError,
+    StateCorruptWarning,
+    _results,
+    append_result,
+    best_result,
+    read_results,
+    recent_results_text,
+)
+
+BIG_ROWS = 1_000_000
+
+
+def _row(iteration: int, status: str, value: float | str, name: str = "t") -> ResultRow:
+    return ResultRow(iteration, f"c{iteration}", status, name, value, f"d{iteration}")
+
+
+def _ledger(tmp_path: Path, *lines: str, header: bool = True) -> Path:
+    path = tmp_path / "results.tsv"
+    path.write_text((RESULTS_HEADER if header else "") + "".join(lines), encoding="utf-8")
+    return path
+
+
+# -- read_results ---------------------------------------------------------------
+
+
+def test_read_results_parses_rows_written_by_append_result(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    append_result(
+        path,
+        iteration=3,
+        commit="abc",
+        status="accepted",
+        primary_metric_name="runtime",
+        primary_metric_value=0.5,
+        description="faster  loop",
+    )
+    assert read_results(path) == [ResultRow(3, "abc", "accepted", "runtime", 0.5, "faster loop")]
+
+
+def test_read_results_reads_the_reference_s_rows(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    reference.ensure_results_file(path)
+    reference.append_result(
+        path,
+        iteration=1,
+        commit="c1",
+        status="rejected",
+        primary_metric_name="m",
+        primary_metric_value=2,
+        description="x",
+    )
+    assert read_results(path) == [ResultRow(1, "c1", "rejected", "m", 2.0, "x")]
+
+
+def test_read_results_keeps_text_values_as_text(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\tcrash\tm\tpending\td\n")
+    assert read_results(path)[0].primary_metric_value == "pending"
+
+
+def test_read_results_parses_nan_as_a_float(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\tcrash\tm\tnan\td\n")
+    value = read_results(path)[0].primary_metric_value
+    assert isinstance(value, float)
+    assert math.isnan(value)
+
+
+def test_read_results_names_the_line_of_a_row_with_too_few_fields(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\tok\tm\t1\td\n", "2\tc\tok\n", "3\tc\tok\tm\t1\td\n")
+    with pytest.raises(StateCorruptError) as caught:
+        read_results(path)
+    assert (caught.value.line, caught.value.path) == (3, path)
+    assert f"{path}:3:" in str(caught.value)
+
+
+def test_read_results_names_the_line_of_a_non_integer_iteration(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "x\tc\tok\tm\t1\td\n")
+    with pytest.raises(StateCorruptError, match="not an integer") as caught:
+        read_results(path)
+    assert caught.value.line == 2
+
+
+def test_read_results_lenient_skips_a_malformed_row_with_a_warning(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\tok\tm\t1\td\n", "torn\n", "3\tc\tok\tm\t1\td\n")
+    with pytest.warns(StateCorruptWarning, match=r":3: skipped a malformed row"):
+        rows = read_results(path, strict=False)
+    assert [row.iteration for row in rows] == [1, 3]
+
+
+def test_read_results_names_the_line_of_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_bytes(RESULTS_HEADER.encode() + b"1\tc\tok\tm\t1\td\n2\tc\tok\tm\t1\t\xff\n")
+    with pytest.raises(StateCorruptError) as caught:
+        read_results(path)
+    assert caught.value.line == 3
+
+
+def test_read_results_accepts_crlf_and_a_bom(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    text = "\ufeff" + RESULTS_HEADER.replace("\n", "\r\n") + "1\tc\tok\tm\t1\td\r\n"
+    path.write_bytes(text.encode())
+    assert read_results(path) == [ResultRow(1, "c", "ok", "m", 1.0, "d")]
+
+
+def test_read_results_of_an_empty_file_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_bytes(b"")
+    assert read_results(path) == []
+
+
+def test_read_results_of_a_missing_file_raises_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        read_results(tmp_path / "results.tsv")
+
+
+def test_read_results_rejects_a_torn_last_row_in_strict_mode(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\tok\tm\t1\td\n", "2\tc\tacc")
+    with pytest.raises(StateCorruptError) as caught:
+        read_results(path)
+    assert caught.value.line == 3
+
+
+def test_read_results_of_many_rows_keeps_their_order(tmp_path: Path) -> None:
+    lines = [f"{i}\tc{i}\trejected\tm\t{i / 7:.12g}\td\n" for i in range(50_000)]
+    path = _ledger(tmp_path, *lines)
+    rows = read_results(path)
+    assert len(rows) == 50_000
+    assert [row.iteration for row in rows[:3]] == [0, 1, 2]
+    assert rows[-1] == ResultRow(
+        49_999, "c49999", "rejected", "m", float(f"{49_999 / 7:.12g}"), "d"
+    )
+
+
+def test_result_row_is_frozen() -> None:
+    row = _row(1, "accepted", 1.0)
+    with pytest.raises(AttributeError):
+        row.status = "rejected"  # type: ignore[misc]
+
+
+# -- best_result ----------------------------------------------------------------
+
+
+def test_best_result_minimizes_by_default() -> None:
+    rows = [_row(0, "baseline", 3.0), _row(1, "accepted", 1.0), _row(2, "accepted", 2.0)]
+    assert best_result(rows) == rows[1]
+
+
+def test_best_result_maximizes_when_asked() -> None:
+    rows = [_row(0, "baseline", 3.0), _row(1, "accepted", 1.0), _row(2, "accepted", 5.0)]
+    assert best_result(rows, direction="maximize") == rows[2]
+
+
+def test_best_result_ignores_rejected_rows() -> None:
+    rows = [_row(0, "baseline", 3.0), _row(1, "rejected", 0.1)]
+    assert best_result(rows) == rows[0]
+
+
+def test_best_result_never_picks_nan() -> None:
+    rows = [_row(0, "baseline", math.nan), _row(1, "accepted", 9.0)]
+    assert best_result(rows) == rows[1]
+    assert best_result(rows, direction="maximize") == rows[1]
+
+
+def test_best_result_never_picks_text() -> None:
+    rows = [_row(0, "baseline", "pending"), _row(1, "accepted", 9.0), _row(2, "accepted", "a")]
+    assert best_result(rows) == rows[1]
+
+
+def test_best_result_is_none_without_a_numeric_candidate() -> None:
+    assert best_result([_row(0, "baseline", math.nan), _row(1, "rejected", 1.0)]) is None
+
+
+def test_best_result_keeps_the_earliest_row_on_a_tie() -> None:
+    rows = [_row(0, "baseline", 1.0), _row(1, "accepted", 1.0)]
+    assert best_result(rows) == rows[0]
+
+
+def test_best_result_takes_custom_statuses() -> None:
+    rows = [_row(0, "baseline", 3.0), _row(1, "rejected", 1.0)]
+    assert best_result(rows, statuses=("baseline", "rejected")) == rows[1]
+
+
+def test_best_result_takes_a_single_status_string() -> None:
+    rows = [_row(0, "baseline", 3.0), _row(1, "accepted", 4.0)]
+    assert best_result(rows, statuses="accepted") == rows[1]
+
+
+def test_best_result_reads_a_path(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "0\tc\tbaseline\tm\t2\td\n", "1\tc\taccepted\tm\t1\td\n")
+    best = best_result(path)
+    assert best is not None
+    assert best.iteration == 1
+    assert best_result(str(path)) == best
+
+
+def test_best_result_rejects_an_unknown_direction() -> None:
+    with pytest.raises(ValueError, match="direction"):
+        best_result([], direction="sideways")  # type: ignore[arg-type]
+
+
+# -- recent_results_text --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1,000,000-row ledger (about 60 MB), built once per module."""
+    path = tmp_path_factory.mktemp("big") / "results.tsv"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(RESULTS_HEADER)
+        chunk = 50_000
+        for start in range(0, BIG_ROWS, chunk):
+            handle.write(
+                "".join(
+                    f"{i}\t{i:012x}\trejected\truntime_s\t{1 + i / 3:.12g}\tcandidate {i}\n"
+                    for i in range(start, start + chunk)
+                )
+            )
+    return path
+
+
+@pytest.mark.parametrize("limit", [1, 8, 100])
+def test_recent_results_text_on_a_million_rows_matches_the_reference(
+    big_ledger: Path, limit: int
+) -> None:
+    assert recent_results_text(big_ledger, limit=limit) == reference.recent_results_text(
+        big_ledger, limit=limit
+    )
+
+
+class _CountingFile:
+    """A file object that adds every byte read through it to ``counter``."""
+
+    def __init__(self, handle: Any, counter: list[int]) -> None:
+        self._handle = handle
+        self._counter = counter
+
+    def read(self, *args: Any) -> Any:
+        data = self._handle.read(*args)
+        self._counter[0] += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> Any:
+        count = self._handle.readinto(buffer)
+        self._counter[0] += count or 0
+        return count
+
+    def readline(self, *args: Any) -> Any:
+        data = self._handle.readline(*args)
+        self._counter[0] += len(data)
+        return data
+
+    def readlines(self, *args: Any) -> Any:
+        lines = self._handle.readlines(*args)
+        self._counter[0] += sum(len(line) for line in lines)
+        return lines
+
+    def __iter__(self) -> Iterator[Any]:
+        for line in self._handle:
+            self._counter[0] += len(line)
+            yield line
+
+    def __enter__(self) -> _CountingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+
+@pytest.fixture
+def bytes_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts every byte read through open(), io.open(), os.read() and os.pread()."""
+    counter = [0]
+    real_open = builtins.open
+    real_read = os.read
+    real_pread = getattr(os, "pread", None)
+
+    def counting_open(*args: Any, **kwargs: Any) -> Any:
+        return _CountingFile(real_open(*args, **kwargs), counter)
+
+    def counting_read(fd: int, size: int) -> bytes:
+        data = real_read(fd, size)
+        counter[0] += len(data)
+        return data
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(io, "open", counting_open)
+    monkeypatch.setattr(os, "read", counting_read)
+    if real_pread is not None:
+
+        def counting_pread(fd: int, size: int, offset: int) -> bytes:
+            data: bytes = real_pread(fd, size, offset)
+            counter[0] += len(data)
+            return data
+
+        monkeypatch.setattr(os, "pread", counting_pread)
+    return counter
+
+
+def test_recent_results_text_reads_a_bounded_number_of_bytes(
+    big_ledger: Path, bytes_read: list[int]
+) -> None:
+    text = recent_results_text(big_ledger, limit=8)
+    assert text.endswith(f"candidate {BIG_ROWS - 1}")
+    # The hooks must have seen the read, or this test would prove nothing.
+    assert 0 < bytes_read[0] <= 1024 * 1024
+    assert big_ledger.stat().st_size > 50 * bytes_read[0]
+
+
+def test_recent_results_text_of_a_missing_file_is_empty(tmp_path: Path) -> None:
+    assert recent_results_text(tmp_path / "results.tsv") == ""
+
+
+def test_recent_results_text_of_a_header_only_ledger_is_the_header(tmp_path: Path) -> None:
+    path = _ledger(tmp_path)
+    assert recent_results_text(path) == RESULTS_HEADER.rstrip("\n")
+
+
+@pytest.mark.parametrize("limit", [0, -2])
+def test_recent_results_text_keeps_the_reference_meaning_of_odd_limits(
+    tmp_path: Path, limit: int
+) -> None:
+    path = _ledger(tmp_path, "1\tc\tok\tm\t1\td\n", "2\tc\tok\tm\t1\td\n")
+    assert recent_results_text(path, limit=limit) == reference.recent_results_text(
+        path, limit=limit
+    )
+
+
+def test_recent_results_text_matches_the_reference_across_block_cuts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tiny blocks put a cut inside CRLFs, multi-byte characters and long lines.
+    monkeypatch.setattr(_results, "_TAIL_BLOCK", 16)
+    pieces = ["a", "b", "\t", "\n", "\r", "\r\n", "\x0b", "\x85", "\u2028", "é", "€", "𝄞", " "]
+    rng = random.Random(7)
+    path = tmp_path / "results.tsv"
+    mismatches = []
+    for _ in range(600):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 90)))
+        path.write_bytes(text.encode("utf-8"))
+        for limit in (1, 3, 8):
+            ours = recent_results_text(path, limit=limit)
+            theirs = reference.recent_results_text(path, limit=limit)
+            if ours != theirs:
+                mismatches.append((text, limit, ours, theirs))
+    assert mismatches == []
+
+
+def test_recent_results_text_takes_limit_by_keyword_only_as_the_reference() -> None:
+    with pytest.raises(TypeError):
+        recent_results_text(Path("results.tsv"), 8)  # type: ignore[call-arg]
