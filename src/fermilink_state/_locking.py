@@ -30,8 +30,11 @@ _locks_guard = threading.Lock()
 
 def _reset_guard_in_child() -> None:
     # A fork while another thread held the guard would leave it locked forever.
-    global _locks_guard
+    # filelock refuses lock objects inherited across fork (RuntimeError), so a
+    # forked child (multiprocessing's default on Linux) starts a cache of its own.
+    global _locks_guard, _locks
     _locks_guard = threading.Lock()
+    _locks = {}
 
 
 if hasattr(os, "register_at_fork"):

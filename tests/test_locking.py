@@ -1,0 +1,477 @@
+"""Inter-process locks on campaign files: who takes them, for how long, and how they fail."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import pickle
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from filelock import SoftFileLock
+
+import fermilink_state as fs
+from fermilink_state import _locking
+from fermilink_state._results import format_result_row
+from support_concurrency import MP, Campaign, lock_held_elsewhere, seed_campaign
+
+pytestmark = pytest.mark.timeout(60)
+
+ROW: dict[str, Any] = {
+    "iteration": 1,
+    "commit": "abc123",
+    "status": "accepted",
+    "primary_metric_name": "runtime",
+    "primary_metric_value": 1.5,
+    "description": "one row",
+}
+WORKER: dict[str, Any] = {
+    "package_id": "pkg",
+    "benchmark_id": "bench",
+    "benchmark_rel": "bench/benchmark.yaml",
+    "program_rel": ".fermilink-optimize/program.md",
+    "controller_memory_rel": ".fermilink-optimize/memory.md",
+    "results_rel": ".fermilink-optimize/results.tsv",
+    "worker_iteration": 3,
+}
+MEMORY_SEED: dict[str, Any] = {
+    "package_id": "pkg",
+    "benchmark_id": "bench",
+    "benchmark_rel": "bench/benchmark.yaml",
+    "optimize_branch": "optimize/x",
+}
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Campaign:
+    """A seeded campaign: memory, ledger with header, state."""
+    return seed_campaign(tmp_path / "project")
+
+
+@pytest.fixture
+def soft_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Campaign:
+    """A campaign created and written with ``FERMILINK_STATE_LOCK=soft``.
+
+    Not a flock campaign switched to soft: the flock backend's lock files
+    persist, empty, and a soft lock reads an empty marker as held.
+    """
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", "soft")
+    return seed_campaign(tmp_path / "project")
+
+
+def _event(path: Path) -> None:
+    fs.record_campaign_event(
+        path,
+        commit="abc123",
+        primary_metric_name="runtime",
+        primary_metric_value=1.5,
+        status="accepted",
+        description="an event",
+    )
+
+
+def _edit(path: Path) -> None:
+    with fs.edit_memory(path) as document:
+        document.append("### Open hypotheses", "- try a smaller grid")
+
+
+def _no_setup(campaign: Campaign) -> None:
+    del campaign
+
+
+@dataclass(frozen=True)
+class LockedCall:
+    """An API call that must hold the lock of ``target`` while it writes."""
+
+    name: str
+    target: Callable[[Campaign], Path]
+    call: Callable[[Campaign], object]
+    setup: Callable[[Campaign], object] = _no_setup
+    written: Callable[[Campaign], Path] | None = None  # the file it writes, if not target
+
+    def output(self, campaign: Campaign) -> Path:
+        """The file this call changes."""
+        return (self.written or self.target)(campaign)
+
+
+def _worker_memory(campaign: Campaign) -> Path:
+    return fs.worker_memory_path(campaign.root)
+
+
+LOCKED_CALLS = [
+    LockedCall("append_result", lambda c: c.results, lambda c: fs.append_result(c.results, **ROW)),
+    LockedCall(
+        "append_results", lambda c: c.results, lambda c: fs.append_results(c.results, [ROW, ROW])
+    ),
+    LockedCall("record_campaign_event", lambda c: c.memory, lambda c: _event(c.memory)),
+    LockedCall("edit_memory", lambda c: c.memory, lambda c: _edit(c.memory)),
+    LockedCall(
+        "reset_worker_memory_file",
+        _worker_memory,
+        lambda c: fs.reset_worker_memory_file(_worker_memory(c), **WORKER),
+    ),
+    LockedCall(
+        "archive_worker_memory",
+        _worker_memory,
+        lambda c: fs.archive_worker_memory(_worker_memory(c), fs.runs_root(c.root) / "iter_0001"),
+        setup=lambda c: fs.reset_worker_memory_file(_worker_memory(c), **WORKER),
+        written=lambda c: fs.runs_root(c.root) / "iter_0001" / fs.WORKER_MEMORY_FILENAME,
+    ),
+    LockedCall(
+        "ensure_memory_file",
+        lambda c: c.optimize_root / "fresh-memory.md",
+        lambda c: fs.ensure_memory_file(c.optimize_root / "fresh-memory.md", **MEMORY_SEED),
+    ),
+    LockedCall(
+        "ensure_results_file",
+        lambda c: c.optimize_root / "fresh-results.tsv",
+        lambda c: fs.ensure_results_file(c.optimize_root / "fresh-results.tsv"),
+    ),
+    LockedCall(
+        "ensure_program_file",
+        lambda c: fs.default_program_path(c.root),
+        lambda c: fs.ensure_program_file(fs.default_program_path(c.root), content="# program\n"),
+    ),
+    LockedCall(
+        "acquire_run_lock",
+        lambda c: fs.run_lock_path(c.root),
+        lambda c: fs.acquire_run_lock(c.root),
+    ),
+    LockedCall(
+        "release_run_lock",
+        lambda c: fs.run_lock_path(c.root),
+        lambda c: fs.release_run_lock(c.root),
+        setup=lambda c: fs.acquire_run_lock(c.root),
+    ),
+]
+
+
+def _bytes_or_none(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
+
+
+@pytest.mark.parametrize("operation", LOCKED_CALLS, ids=lambda operation: operation.name)
+def test_call_waits_for_the_file_lock(
+    operation: LockedCall, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operation.setup(campaign)
+    target = operation.target(campaign)
+    before = _bytes_or_none(operation.output(campaign))
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "0.3")
+    with lock_held_elsewhere(target), pytest.raises(fs.StateLockTimeout) as caught:
+        operation.call(campaign)
+    assert caught.value.lock_file == os.path.abspath(fs.lock_path_for(target))
+    assert _bytes_or_none(operation.output(campaign)) == before, "it wrote without the lock"
+
+
+@pytest.mark.parametrize("operation", LOCKED_CALLS, ids=lambda operation: operation.name)
+def test_call_proceeds_once_the_lock_is_free(operation: LockedCall, campaign: Campaign) -> None:
+    operation.setup(campaign)
+    before = _bytes_or_none(operation.output(campaign))
+    with lock_held_elsewhere(operation.target(campaign)):
+        pass
+    operation.call(campaign)
+    assert _bytes_or_none(operation.output(campaign)) != before
+
+
+def test_lock_files_persist_after_release(campaign: Campaign) -> None:
+    fs.append_result(campaign.results, **ROW)
+    _edit(campaign.memory)
+    assert fs.lock_path_for(campaign.results).is_file()
+    assert fs.lock_path_for(campaign.memory).is_file()
+
+
+def test_default_backend_is_flock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("FERMILINK_STATE_LOCK", raising=False)
+    assert fs.lock_backend() == "flock"
+    assert not isinstance(_locking.file_lock(tmp_path / "a.txt"), SoftFileLock)
+
+
+def test_soft_env_selects_soft_file_lock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", "soft")
+    assert fs.lock_backend() == "soft"
+    assert isinstance(_locking.file_lock(tmp_path / "a.txt"), SoftFileLock)
+
+
+def test_soft_lock_excludes_another_process(
+    soft_campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "0.3")
+    before = soft_campaign.results.read_bytes()
+    with lock_held_elsewhere(soft_campaign.results), pytest.raises(fs.StateLockTimeout):
+        fs.append_result(soft_campaign.results, **ROW)
+    assert soft_campaign.results.read_bytes() == before
+
+
+def test_soft_lock_marker_is_removed_on_release(soft_campaign: Campaign) -> None:
+    # A soft lock *is* its file: a marker left behind would block every later writer.
+    fs.append_result(soft_campaign.results, **ROW)
+    assert not fs.lock_path_for(soft_campaign.results).exists()
+
+
+def test_timeout_env_is_read_at_each_call(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[float] = []
+    with lock_held_elsewhere(campaign.results):
+        for value in ("0.1", "0.2"):
+            monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", value)
+            with pytest.raises(fs.StateLockTimeout) as caught:
+                fs.append_result(campaign.results, **ROW)
+            seen.append(caught.value.timeout)
+    assert seen == [0.1, 0.2]
+
+
+def test_timeout_keyword_overrides_env(campaign: Campaign, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "3600")
+    with (
+        lock_held_elsewhere(campaign.memory),
+        pytest.raises(fs.StateLockTimeout) as caught,
+        fs.edit_memory(campaign.memory, timeout=0.1),
+    ):
+        pass
+    assert caught.value.timeout == 0.1
+
+
+def test_unparsable_timeout_env_names_the_variable(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="FERMILINK_STATE_LOCK_TIMEOUT='soon'"):
+        fs.append_result(campaign.results, **ROW)
+
+
+def test_timeout_message_names_the_lock_and_the_remedy(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "0.1")
+    with lock_held_elsewhere(campaign.results), pytest.raises(fs.StateLockTimeout) as caught:
+        fs.append_result(campaign.results, **ROW)
+    message = str(caught.value)
+    assert str(fs.lock_path_for(campaign.results)) in message
+    assert "FERMILINK_STATE_LOCK_TIMEOUT" in message
+
+
+def test_timeout_is_a_state_error_and_a_timeout_error() -> None:
+    error = fs.StateLockTimeout("/x/results.tsv.lock", 2.0)
+    assert isinstance(error, fs.StateError)
+    assert isinstance(error, TimeoutError)
+
+
+def test_timeout_pickles() -> None:
+    error = fs.StateLockTimeout("/x/results.tsv.lock", 2.5)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.lock_file, copy.timeout, str(copy)) == (
+        fs.StateLockTimeout,
+        error.lock_file,
+        2.5,
+        str(error),
+    )
+
+
+def append_with_short_timeout(results: str) -> None:
+    """Run in a pool process: the lock is held by the test, so this times out."""
+    fs.append_result(Path(results), **ROW)
+
+
+def test_timeout_crosses_a_process_boundary(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "0.2")
+    with (
+        lock_held_elsewhere(campaign.results),
+        concurrent.futures.ProcessPoolExecutor(1, mp_context=MP) as pool,
+    ):
+        future = pool.submit(append_with_short_timeout, str(campaign.results))
+        with pytest.raises(fs.StateLockTimeout) as caught:
+            future.result(timeout=60)
+    assert caught.value.lock_file == os.path.abspath(fs.lock_path_for(campaign.results))
+
+
+def test_nested_use_in_one_thread_is_reentrant(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A self-deadlock would show as a StateLockTimeout after 1 s.
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "1")
+    with fs.locked(campaign.results), fs.locked(campaign.results):
+        fs.append_result(campaign.results, **ROW)
+    assert campaign.results.read_text(encoding="utf-8").endswith(format_result_row(**ROW))
+
+
+def test_memory_edit_under_a_held_lock_is_reentrant(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "1")
+    with fs.locked(campaign.memory):
+        _edit(campaign.memory)
+    assert "- try a smaller grid" in campaign.memory.read_text(encoding="utf-8")
+
+
+def test_lock_is_released_when_the_body_raises(campaign: Campaign) -> None:
+    with pytest.raises(RuntimeError, match="boom"), fs.locked(campaign.results):
+        raise RuntimeError("boom")
+    with lock_held_elsewhere(campaign.results, wait=5):
+        pass  # the holder got the lock: ours was released
+
+
+def test_threads_exclude_each_other(campaign: Campaign) -> None:
+    counter = campaign.optimize_root / "counter.txt"
+    counter.write_text("0", encoding="utf-8")
+    inside = 0
+    most_inside = 0
+    guard = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        nonlocal inside, most_inside
+        try:
+            for _ in range(25):
+                with fs.locked(counter):
+                    with guard:
+                        inside += 1
+                        most_inside = max(most_inside, inside)
+                    value = int(counter.read_text(encoding="utf-8"))
+                    counter.write_text(str(value + 1), encoding="utf-8")
+                    with guard:
+                        inside -= 1
+        except BaseException as error:  # re-raised by the test below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert (most_inside, counter.read_text(encoding="utf-8")) == (1, "200")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork of a threaded process (3.12+)
+def test_forked_child_can_lock_what_the_parent_used(campaign: Campaign) -> None:
+    fs.append_result(campaign.results, **ROW)  # the parent's lock object now exists
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 0
+        try:
+            fs.append_result(campaign.results, **{**ROW, "commit": "from-child"})
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "from-child" in campaign.results.read_text(encoding="utf-8")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork of a threaded process (3.12+)
+def test_forked_child_does_not_share_the_parents_hold(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "0.2")
+    with fs.locked(campaign.results):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                fs.append_result(campaign.results, **ROW)
+            except fs.StateLockTimeout:
+                os._exit(7)
+            except BaseException:
+                os._exit(1)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 7
+
+
+def test_append_result_writes_the_header_into_a_missing_file(campaign: Campaign) -> None:
+    campaign.results.unlink()
+    fs.append_result(campaign.results, **ROW)
+    assert campaign.results.read_text(encoding="utf-8") == fs.RESULTS_HEADER + format_result_row(
+        **ROW
+    )
+
+
+def test_append_result_writes_the_header_into_an_empty_file(campaign: Campaign) -> None:
+    campaign.results.write_bytes(b"")
+    fs.append_result(campaign.results, **ROW)
+    assert campaign.results.read_text(encoding="utf-8") == fs.RESULTS_HEADER + format_result_row(
+        **ROW
+    )
+
+
+def test_append_result_keeps_a_single_header(campaign: Campaign) -> None:
+    fs.append_result(campaign.results, **ROW)
+    fs.append_result(campaign.results, **ROW)
+    assert campaign.results.read_text(encoding="utf-8").count("iteration\tcommit") == 1
+
+
+def _count_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real_write = os.write
+
+    def counting_write(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", counting_write)
+    return calls
+
+
+@pytest.mark.parametrize("existing", ["header", "missing"])
+def test_append_result_is_one_write_call(
+    existing: str, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if existing == "missing":
+        campaign.results.unlink()
+    fs.append_result(campaign.results, **ROW)  # warm up: the lock file exists afterwards
+    calls = _count_writes(monkeypatch)
+    fs.append_result(campaign.results, **ROW)
+    assert len(calls) == 1
+
+
+def test_append_results_is_one_write_under_one_lock(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acquisitions: list[Path] = []
+    real_file_lock = _locking.file_lock
+
+    def counting_file_lock(path: Path) -> object:
+        acquisitions.append(path)
+        return real_file_lock(path)
+
+    monkeypatch.setattr(_locking, "file_lock", counting_file_lock)
+    calls = _count_writes(monkeypatch)
+    rows = [{**ROW, "iteration": number} for number in range(50)]
+    assert fs.append_results(campaign.results, rows) == 50
+    assert (len(acquisitions), len(calls)) == (1, 1)
+
+
+def test_append_results_adds_every_row_in_order(campaign: Campaign) -> None:
+    rows = [{**ROW, "iteration": number} for number in range(5)]
+    fs.append_results(campaign.results, rows)
+    assert [row.iteration for row in fs.read_results(campaign.results)] == [0, 1, 2, 3, 4]
+
+
+def test_append_results_of_nothing_writes_nothing(campaign: Campaign) -> None:
+    campaign.results.unlink()
+    assert fs.append_results(campaign.results, []) == 0
+    assert not campaign.results.exists()
+
+
+def test_append_after_a_torn_last_line_starts_a_fresh_line(campaign: Campaign) -> None:
+    torn = "7\tdeadbeef\tacc"
+    with campaign.results.open("a", encoding="utf-8") as handle:
+        handle.write(torn)
+    fs.append_result(campaign.results, **ROW)
+    lines = campaign.results.read_text(encoding="utf-8").splitlines()
+    assert lines[1:] == [torn, format_result_row(**ROW).rstrip("\n")]
+
+
+def test_append_into_a_missing_folder_says_what_to_do(tmp_path: Path) -> None:
+    target = tmp_path / "nowhere" / "results.tsv"
+    with pytest.raises(FileNotFoundError) as caught:
+        fs.append_result(target, **ROW)
+    assert str(target) in str(caught.value)
+    assert "ensure_optimize_root" in str(caught.value)
