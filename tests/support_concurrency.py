@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -522,3 +523,66 @@ def lock_held_elsewhere(path: Path, *, wait: float = 30.0) -> Iterator[subproces
         child.wait(timeout=WORKER_TIMEOUT)
         assert child.stdout is not None
         child.stdout.close()
+
+
+# -- crash at a chosen instant -------------------------------------------------
+
+
+def _stall_forever(ready: Event) -> None:
+    ready.set()
+    while True:
+        time.sleep(1)
+
+
+def stalled_writer(*, root: str, ready: Event, what: str) -> None:
+    """Start one write and stop at its most fragile instant until killed.
+
+    ``what``: ``"state"`` stops a state write after the temp file is written,
+    before the rename; ``"memory"`` does the same inside an ``edit_memory``
+    (so the memory lock is held when the process dies); ``"row"`` stops an
+    ``append_result`` after half of the row reached the file.
+    """
+    campaign = Campaign(Path(root))
+    real_write = os.write
+
+    def half_write(fd: int, data: bytes) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        _stall_forever(ready)
+        return 0  # pragma: no cover - never reached
+
+    if what == "row":
+        os.write = half_write  # type: ignore[assignment]
+        write_one(campaign, 99, 0)
+
+    def stalled_replace(*args: object, **kwargs: object) -> None:
+        del args, kwargs
+        _stall_forever(ready)
+
+    os.replace = stalled_replace
+    if what == "state":
+        fs.write_state(campaign.state, state_record(99, 0))
+    elif what == "memory":
+        with fs.edit_memory(campaign.memory) as document:
+            document.append(HYPOTHESES, hypothesis_line(99, 0))
+    raise ValueError(f"unknown stall point {what!r}")
+
+
+def kill_when_ready(target: Callable[..., None], delay: float = 0.0, **kwargs: Any) -> int:
+    """Run ``target(ready=..., **kwargs)`` in a spawn child and SIGKILL it.
+
+    The kill comes ``delay`` seconds after the child set ``ready``. Returns the
+    dead child's pid (reaped).
+    """
+    ready = MP.Event()
+    process = MP.Process(target=target, kwargs={"ready": ready, **kwargs})
+    process.start()
+    try:
+        if not ready.wait(WORKER_TIMEOUT):
+            raise RuntimeError(f"{target.__name__} never became ready")
+        if delay:
+            time.sleep(delay)
+    finally:
+        process.kill()
+        process.join()
+    assert process.pid is not None
+    return process.pid
