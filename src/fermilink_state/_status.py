@@ -153,7 +153,7 @@ def summarize(
     Reads the whole ledger, skipping (and reporting) malformed lines rather
     than failing, so a damaged campaign can still be looked at.
     """
-    project_root = locate_campaign(project_root)
+    project_root = locate_campaign(project_root).absolute()
     rows, skipped = read_rows_leniently(results_path(project_root))
     state, state_problem = _read_state(state_path(project_root))
     by_status = Counter(row.status for row in rows)

@@ -102,7 +102,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(
             {
-                "project_root": str(locate_campaign(args.root)),
+                "project_root": str(locate_campaign(args.root).absolute()),
                 "clean": not problems,
                 "problems": [problem.as_dict() for problem in problems],
             }

@@ -1,0 +1,179 @@
+"""render_svg: valid SVG, one mark per row, failures kept, the incumbent line."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+import pytest
+
+from fermilink_state import ResultRow
+from fermilink_state._plot import PLOT_BOTTOM, render_svg
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _campaign(count: int, seed: int = 1) -> list[ResultRow]:
+    """A plausible campaign: a baseline, then accepted / rejected / failed rows."""
+    rng = random.Random(seed)
+    rows = [ResultRow(0, "base", "baseline", "runtime_s", 1.0, "baseline")]
+    best = 1.0
+    for iteration in range(1, count):
+        roll = rng.random()
+        if roll < 0.06:
+            rows.append(ResultRow(iteration, "c", "crash", "runtime_s", math.nan, "boom"))
+        elif roll < 0.08:
+            rows.append(ResultRow(iteration, "c", "timeout", "runtime_s", "pending", "slow"))
+        else:
+            value = best * rng.uniform(0.97, 1.08)
+            accepted = value < best * 0.995
+            best = value if accepted else best
+            status = "accepted" if accepted else "rejected"
+            rows.append(ResultRow(iteration, "c", status, "runtime_s", value, "idea"))
+    return rows
+
+
+def _parse(svg: str) -> ET.Element:
+    root = ET.fromstring(svg.encode("utf-8"))
+    assert root.tag == f"{SVG}svg"
+    return root
+
+
+def _marks(root: ET.Element) -> list[ET.Element]:
+    return [el for el in root.iter() if el.get("class", "").split()[:1] == ["mark"]]
+
+
+def _kind(mark: ET.Element) -> str:
+    return mark.get("class", "").split()[1]
+
+
+def _mark_y(mark: ET.Element) -> float:
+    if mark.get("cy") is not None:
+        return float(mark.get("cy", "nan"))
+    found = re.match(r"M\s*(-?[\d.]+)\s+(-?[\d.]+)", mark.get("d", ""))
+    assert found is not None
+    return float(found.group(2))
+
+
+@pytest.mark.parametrize("count", [1, 60, 10_000])
+def test_the_svg_parses_and_has_one_mark_per_row(count: int) -> None:
+    rows = _campaign(count)
+    marks = _marks(_parse(render_svg(rows)))
+    assert len(marks) == count
+
+
+def test_each_kind_of_row_has_its_own_mark() -> None:
+    rows = _campaign(60)
+    kinds = Counter(_kind(mark) for mark in _marks(_parse(render_svg(rows))))
+    expected = Counter(
+        "failed"
+        if not isinstance(row.primary_metric_value, float)
+        or math.isnan(row.primary_metric_value)
+        or row.status not in ("baseline", "accepted", "rejected")
+        else row.status
+        for row in rows
+    )
+    assert kinds == expected
+    assert set(kinds) == {"baseline", "accepted", "rejected", "failed"}
+
+
+def test_nan_and_text_values_are_drawn_along_the_bottom() -> None:
+    rows = [
+        ResultRow(0, "c", "baseline", "m", 2.0, ""),
+        ResultRow(1, "c", "crash", "m", math.nan, ""),
+        ResultRow(2, "c", "rejected", "m", "n/a", ""),
+        ResultRow(3, "c", "accepted", "m", 1.0, ""),
+    ]
+    marks = _marks(_parse(render_svg(rows)))
+    failed = [mark for mark in marks if _kind(mark) == "failed"]
+    assert len(failed) == 2
+    assert all(_mark_y(mark) > PLOT_BOTTOM for mark in failed)
+    assert all(_mark_y(mark) <= PLOT_BOTTOM for mark in marks if _kind(mark) != "failed")
+
+
+def test_infinite_values_are_failures_not_axis_breakers() -> None:
+    rows = [
+        ResultRow(0, "c", "baseline", "m", 2.0, ""),
+        ResultRow(1, "c", "rejected", "m", math.inf, ""),
+    ]
+    marks = _marks(_parse(render_svg(rows)))
+    assert [_kind(mark) for mark in marks] == ["failed", "baseline"]
+
+
+def test_smaller_values_sit_lower_on_the_chart() -> None:
+    rows = [
+        ResultRow(0, "c", "baseline", "m", 2.0, ""),
+        ResultRow(1, "c", "accepted", "m", 1.0, ""),
+    ]
+    by_kind = {_kind(mark): _mark_y(mark) for mark in _marks(_parse(render_svg(rows)))}
+    # SVG y grows downwards, so the smaller value has the larger y.
+    assert by_kind["accepted"] > by_kind["baseline"]
+
+
+def test_the_axes_are_labelled_with_the_metric_name() -> None:
+    root = _parse(render_svg(_campaign(10)))
+    texts = [el.text for el in root.iter(f"{SVG}text")]
+    assert "runtime_s" in texts
+    assert "iteration" in texts
+
+
+def test_the_incumbent_is_a_step_line_through_each_improvement() -> None:
+    rows = [
+        ResultRow(0, "c", "baseline", "m", 3.0, ""),
+        ResultRow(1, "c", "rejected", "m", 2.5, ""),
+        ResultRow(2, "c", "accepted", "m", 2.0, ""),
+        ResultRow(3, "c", "accepted", "m", 1.0, ""),
+    ]
+    root = _parse(render_svg(rows))
+    lines = [el for el in root.iter(f"{SVG}path") if el.get("class") == "incumbent"]
+    step = [line for line in lines if line.get("d", "").count("V") > 0]
+    assert len(step) == 1
+    # One vertical step per improvement after the baseline.
+    assert step[0].get("d", "").count("V") == 2
+
+
+def test_the_incumbent_line_follows_the_direction() -> None:
+    rows = [
+        ResultRow(0, "c", "baseline", "m", 1.0, ""),
+        ResultRow(1, "c", "accepted", "m", 2.0, ""),
+    ]
+
+    def steps(direction: str) -> int:
+        root = _parse(render_svg(rows, direction=direction))  # type: ignore[arg-type]
+        paths = [
+            el.get("d", "") for el in root.iter(f"{SVG}path") if el.get("class") == "incumbent"
+        ]
+        return sum(d.count("V") for d in paths)
+
+    assert (steps("minimize"), steps("maximize")) == (0, 1)
+
+
+def test_markup_in_descriptions_and_names_is_escaped() -> None:
+    rows = [ResultRow(0, "c", "baseline", "a<b>&c", 1.0, "</svg><script>x</script>")]
+    root = _parse(render_svg(rows, title="<title>"))
+    assert root.find(f"{SVG}script") is None
+    assert len(_marks(root)) == 1
+
+
+def test_no_rows_is_a_valid_chart_that_says_so() -> None:
+    root = _parse(render_svg([]))
+    assert _marks(root) == []
+    assert "no results recorded yet" in [el.text for el in root.iter(f"{SVG}text")]
+
+
+def test_rows_without_any_number_still_get_marks() -> None:
+    rows = [
+        ResultRow(0, "c", "baseline", "m", math.nan, ""),
+        ResultRow(1, "c", "crash", "m", "x", ""),
+    ]
+    marks = _marks(_parse(render_svg(rows)))
+    assert [_kind(mark) for mark in marks] == ["failed", "failed"]
+
+
+def test_every_mark_has_a_tooltip_naming_its_row() -> None:
+    rows = _campaign(5)
+    tips = [mark.find(f"{SVG}title") for mark in _marks(_parse(render_svg(rows)))]
+    assert all(tip is not None and (tip.text or "").startswith("iteration ") for tip in tips)
