@@ -1,3 +1,277 @@
-"""The pytest plugin: fixtures and hooks only (enable with ``-p fermilink_state``)."""
+"""The pytest plugin: fixtures, hooks, options and markers (enable with ``-p fermilink_state``).
+
+The engine is plain code in ``fermilink_state._project`` and
+``fermilink_state._compare``; the assertions and the fixtures' types are in
+``fermilink_state.testing``. Each fixture here needs only pytest's own
+fixtures, so a conftest can import any of them by name without the plugin
+(``from fermilink_state.plugin import seeded_project``).
+
+PYTEST_DONT_REWRITE: nothing here asserts, and a conftest that imports this
+module before enabling the plugin must not get a "cannot be rewritten" warning.
+"""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from fermilink_state._project import (
+    SEED_KEYS,
+    FrozenClock,
+    LiveRunLockHolder,
+    OptimizeProject,
+    ProjectFactory,
+    new_project,
+    open_shared_project,
+    remove_project,
+    seed_project,
+    write_stale_run_lock,
+)
+
+MARKER: Final = "fermilink_seed"
+KEEP_OPTION: Final = "--fermilink-keep"
+REPORT_SECTION: Final = "fermilink-state project"
+SHARED_DIRNAME: Final = "fermilink-shared-project"
+PROJECT_DIRNAME: Final = "project"
+
+_MARKER_HELP: Final = (
+    f"{MARKER}(package_id=, benchmark_id=, benchmark_rel=, optimize_branch=, "
+    "results=[...], state={...}, memory='...'): seed values for the fermilink-state "
+    "fixtures seeded_project, seeded_memory, seeded_results and make_optimize_project "
+    "(results: rows replacing the baseline row; state: keys over the initial state; "
+    "memory: the whole memory.md text). Markers on a class or module apply too; the "
+    "closest wins per key."
+)
+
+# Per test item: the projects made for it, and the one optimize_project returns.
+_PROJECTS = pytest.StashKey[list[OptimizeProject]]()
+_PROJECT = pytest.StashKey[OptimizeProject]()
+_SEEDED = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register ``--fermilink-keep``."""
+    group = parser.getgroup("fermilink-state")
+    group.addoption(
+        KEEP_OPTION,
+        action="store_true",
+        default=False,
+        dest="fermilink_keep",
+        help="keep every test's fermilink project folder (removed after each test "
+        "otherwise) and print the folders of failed tests",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Document the marker; list kept projects at the end when asked to keep them."""
+    config.addinivalue_line("markers", _MARKER_HELP)
+    if _keep(config):
+        config.pluginmanager.register(_KeptProjects(), "fermilink-state-kept-projects")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """``fermilink-state <version>, lock backend: flock|soft``."""
+    from fermilink_state import __version__
+    from fermilink_state._locking import lock_backend
+
+    return f"fermilink-state {__version__}, lock backend: {lock_backend()}"
+
+
+def pytest_assertrepr_compare(
+    config: pytest.Config, op: str, left: object, right: object
+) -> list[str] | None:
+    """Explain ``MemoryDocument == MemoryDocument`` per section and ``ResultRow`` per field."""
+    if op != "==":
+        return None
+    from fermilink_state._compare import explain_equal
+
+    return explain_equal(left, right)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under ``--fermilink-keep``, add the kept project folders to a failed test's report."""
+    report = yield
+    projects = item.stash.get(_PROJECTS, None)
+    if report.failed and projects and _keep(item.config):
+        report.sections.append((REPORT_SECTION, "\n".join(str(p.root) for p in projects)))
+    return report
+
+
+class _KeptProjects:
+    """Collects the kept folders of failed tests (from workers too) for the summary."""
+
+    def __init__(self) -> None:
+        self.failed: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.failed:
+            return
+        for title, content in report.sections:
+            if title == REPORT_SECTION:
+                self.failed.setdefault(report.nodeid, content)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.failed:
+            return
+        terminalreporter.write_sep("-", "fermilink-state: projects of failed tests (kept)")
+        for nodeid, content in self.failed.items():
+            for line in content.splitlines():
+                terminalreporter.write_line(f"{nodeid}: {line}")
+
+
+def _keep(config: pytest.Config) -> bool:
+    # default=False: the fixtures also run imported by name, without the option.
+    return bool(config.getoption("fermilink_keep", default=False))
+
+
+def _register(request: pytest.FixtureRequest, project: OptimizeProject) -> OptimizeProject:
+    request.node.stash.setdefault(_PROJECTS, []).append(project)
+    if not _keep(request.config):
+        request.addfinalizer(lambda: remove_project(project))
+    return project
+
+
+def _clock_first(request: pytest.FixtureRequest) -> None:
+    # A test that also asks for frozen_utc gets its files stamped with it,
+    # whatever the order of its arguments.
+    if "frozen_utc" in request.fixturenames:
+        request.getfixturevalue("frozen_utc")
+
+
+def _marker_seed(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
+    seed: dict[str, Any] = {}
+    for mark in reversed(list(node.iter_markers(MARKER))):
+        unknown = sorted(set(mark.kwargs) - set(SEED_KEYS))
+        if mark.args or unknown:
+            pytest.fail(
+                f"@pytest.mark.{MARKER} takes keyword arguments only, among "
+                f"{', '.join(SEED_KEYS)}; got positional {mark.args!r}, unknown {unknown}",
+                pytrace=False,
+            )
+        seed.update(mark.kwargs)
+    return seed
+
+
+def _test_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeProject:
+    project: OptimizeProject | None = request.node.stash.get(_PROJECT, None)
+    if project is None:
+        project = _register(request, new_project(tmp_path / PROJECT_DIRNAME))
+        request.node.stash[_PROJECT] = project
+    return project
+
+
+def _seeded_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeProject:
+    project = _test_project(request, tmp_path)
+    if not request.node.stash.get(_SEEDED, False):
+        _clock_first(request)
+        seed_project(project.root, **_marker_seed(request.node))
+        request.node.stash[_SEEDED] = True
+    return project
+
+
+@pytest.fixture
+def optimize_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeProject:
+    """A fresh campaign project: ``.root``, ``.optimize_root`` and every layout path.
+
+    Only the campaign folder and its ``runs/`` exist. Removed after the test
+    unless ``--fermilink-keep``.
+    """
+    return _test_project(request, tmp_path)
+
+
+@pytest.fixture
+def seeded_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeProject:
+    """The test's ``optimize_project`` seeded as FermiLink leaves it after its baseline.
+
+    ``memory.md`` from the template, ``results.tsv`` with the header and a
+    baseline row, ``state.json`` with an initial state; values from
+    ``@pytest.mark.fermilink_seed(...)``.
+    """
+    return _seeded_project(request, tmp_path)
+
+
+@pytest.fixture
+def seeded_memory(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The path of ``memory.md`` in ``seeded_project``."""
+    return _seeded_project(request, tmp_path).memory_path
+
+
+@pytest.fixture
+def seeded_results(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The path of ``results.tsv`` in ``seeded_project``."""
+    return _seeded_project(request, tmp_path).results_path
+
+
+@pytest.fixture
+def make_optimize_project(request: pytest.FixtureRequest, tmp_path: Path) -> ProjectFactory:
+    """A factory of projects, each in its own folder: ``make_optimize_project(**seed)``.
+
+    Seeded like ``seeded_project`` (the test's ``fermilink_seed`` marker, then
+    the keyword arguments); ``seeded=False`` gives an empty project.
+    """
+    numbers = itertools.count(1)
+    marker_seed = _marker_seed(request.node)
+
+    def make(*, seeded: bool = True, **seed: Any) -> OptimizeProject:
+        root = tmp_path / f"{PROJECT_DIRNAME}-{next(numbers)}"
+        if not seeded:
+            if seed:
+                raise TypeError(f"seed values {sorted(seed)} given with seeded=False")
+            return _register(request, new_project(root))
+        return _register(request, seed_project(root, **{**marker_seed, **seed}))
+
+    return make
+
+
+@pytest.fixture
+def frozen_utc() -> Iterator[FrozenClock]:
+    """The library's clock frozen at 2026-01-02T03:04:05.678901Z; ``.set()``, ``.tick()``.
+
+    Every writer that stamps a time reads it; restored at teardown.
+    """
+    with FrozenClock() as clock:
+        yield clock
+
+
+@pytest.fixture
+def stale_run_lock(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """Write ``optimize_project``'s run lock as held by a dead process; return its payload."""
+    _clock_first(request)
+    return write_stale_run_lock(_test_project(request, tmp_path).root)
+
+
+@pytest.fixture
+def live_run_lock(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Write ``optimize_project``'s run lock as held by another live process; return its payload.
+
+    The holder is a real child process, ended at teardown.
+    """
+    _clock_first(request)
+    with LiveRunLockHolder(_test_project(request, tmp_path).root) as holder:
+        yield holder.payload
+
+
+@pytest.fixture(scope="session")
+def shared_optimize_project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> OptimizeProject:
+    """One seeded campaign shared by the whole session, every xdist worker included.
+
+    Created exactly once, in the folder all workers share
+    (``getbasetemp().parent`` on a worker), under an inter-process lock:
+    pytest-xdist's documented recipe. Never removed by the plugin.
+    """
+    base = tmp_path_factory.getbasetemp()
+    # A worker is told by its config, not by PYTEST_XDIST_WORKER: pytester
+    # sub-runs inherit the environment of the worker that starts them.
+    if hasattr(request.config, "workerinput"):
+        base = base.parent
+    project, _seeded = open_shared_project(base / SHARED_DIRNAME)
+    return project
