@@ -5,6 +5,10 @@ same bytes on disk, with locked appends and edits and atomic, durable writes.
 ``pytest -p fermilink_state`` enables the pytest plugin (fixtures and section
 assertions); importing this package loads only the standard library and
 filelock.
+
+PYTEST_DONT_REWRITE: this module has no asserts, and a conftest that imports
+it before ``pytest_plugins = ["fermilink_state"]`` must not get pytest's
+"already imported so cannot be rewritten" warning.
 """
 
 from __future__ import annotations
