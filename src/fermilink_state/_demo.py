@@ -277,12 +277,14 @@ class _Progress:
         best_text = f"{best.primary_metric_value:.4g}" if best is not None else "-"
         filled = round(20 * done / max(self.total, 1))
         line = (
-            f"  [{'#' * filled}{'.' * (20 - filled)}] {done}/{self.total} evaluated · "
-            f"{accepted} accepted · best {METRIC}={best_text}"
+            f"  [{'#' * filled}{'.' * (20 - filled)}] {done}/{self.total} evaluated, "
+            f"{accepted} accepted, best {METRIC}={best_text}"
         )
         if self.tty:
             if line != self.last or final:
-                self.out.write("\r" + line + ("\n" if final else ""))
+                # Pad over the previous line, which may have been longer.
+                padded = line.ljust(len(self.last))
+                self.out.write("\r" + padded + ("\n" if final else ""))
                 self.out.flush()
         elif final or done * 4 >= self.next_quarter * self.total:
             # Without a terminal, print at each quarter instead of redrawing.
