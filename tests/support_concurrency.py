@@ -432,13 +432,20 @@ def temps_of(folder: Path, pid: int) -> list[Path]:
 
 
 def run_lock_racer(
-    *, root: str, racer: int, rounds: int, barrier: Barrier, stale_pid: int, errors_dir: str
+    *,
+    root: str,
+    racer: int,
+    rounds: int,
+    barrier: Barrier,
+    stale_pid: int,
+    errors_dir: str,
+    wins_dir: str,
 ) -> None:
     """Race the other racers for the run lock, ``rounds`` times.
 
     Each round: (odd rounds) racer 0 plants a stale lock held by the dead
     ``stale_pid``; everyone waits, then tries to acquire at once; the winner
-    checks the lock names it and writes ``round-<n>-<racer>.won``; after
+    checks the lock names it and writes ``wins_dir/round-<n>-<racer>.won``; after
     everyone tried, the winner releases. Exits 1 on any unexpected error.
     """
     project = Path(root)
@@ -456,7 +463,7 @@ def run_lock_racer(
                 holder = fs.read_json_file(lock_file)
                 if holder.get("racer") != racer or holder.get("pid") != os.getpid():
                     raise AssertionError(f"won round {number} but the lock says {holder}")
-                Path(root, f"round-{number}-{racer}.won").touch()
+                Path(wins_dir, f"round-{number}-{racer}.won").touch()
             barrier.wait(timeout=WORKER_TIMEOUT)
             if won and not fs.release_run_lock(project):
                 raise AssertionError(f"round {number}: the winner could not release")
@@ -473,9 +480,9 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
-def winners_per_round(root: Path, rounds: int) -> list[int]:
+def winners_per_round(wins_dir: Path, rounds: int) -> list[int]:
     """How many racers won each round."""
-    return [len(list(root.glob(f"round-{number}-*.won"))) for number in range(rounds)]
+    return [len(list(wins_dir.glob(f"round-{number}-*.won"))) for number in range(rounds)]
 
 
 def dead_pid() -> int:
@@ -586,3 +593,74 @@ def kill_when_ready(target: Callable[..., None], delay: float = 0.0, **kwargs: A
         process.join()
     assert process.pid is not None
     return process.pid
+
+
+# -- a run-lock holder in another process ---------------------------------------
+
+_RUN_LOCK_HOLDER_CODE: Final = """
+import json
+import sys
+from pathlib import Path
+import fermilink_state as fs
+record = fs.acquire_run_lock(Path(sys.argv[1]), {"holder": "child"})
+print(json.dumps(record), flush=True)
+if sys.argv[2] == "hold":
+    sys.stdin.read()
+    fs.release_run_lock(Path(sys.argv[1]))
+"""
+
+
+@dataclass
+class RunLockChild:
+    """A child process that acquired a project's run lock."""
+
+    process: subprocess.Popen[str]
+    record: dict[str, Any]
+
+    @property
+    def pid(self) -> int:
+        """The child's pid."""
+        return self.process.pid
+
+
+def start_run_lock_child(project_root: Path, *, hold: bool) -> RunLockChild:
+    """Start a child that acquires the run lock; it holds it until stdin closes
+    (``hold=True``) or exits at once without releasing (``hold=False``)."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _RUN_LOCK_HOLDER_CODE,
+            str(project_root),
+            "hold" if hold else "exit",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"the run-lock child for {project_root} failed to acquire")
+    return RunLockChild(process, json.loads(line))
+
+
+def stop_run_lock_child(child: RunLockChild) -> None:
+    """Let the child release and exit (or reap it if it already died)."""
+    for stream in (child.process.stdin, child.process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    child.process.wait(timeout=WORKER_TIMEOUT)
+
+
+@contextlib.contextmanager
+def run_lock_held_elsewhere(project_root: Path) -> Iterator[RunLockChild]:
+    """A live child process holds the run lock for the ``with`` body."""
+    child = start_run_lock_child(project_root, hold=True)
+    try:
+        yield child
+    finally:
+        stop_run_lock_child(child)

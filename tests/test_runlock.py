@@ -1,0 +1,308 @@
+"""The run lock: one campaign at a time, stale holders taken over, races won once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import fermilink_state as fs
+from fermilink_state import _clock
+from support_concurrency import (
+    MP,
+    dead_pid,
+    error_texts,
+    run_lock_held_elsewhere,
+    run_lock_racer,
+    run_processes,
+    start_run_lock_child,
+    stop_run_lock_child,
+    winners_per_round,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+FROZEN = "2026-01-02T03:04:05.678901Z"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project root with no campaign folder yet."""
+    return tmp_path / "project"
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[str]:
+    """The library's clock stopped at :data:`FROZEN`."""
+    _clock.freeze(FROZEN)
+    yield FROZEN
+    _clock.freeze(None)
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process on this host that holds nothing."""
+    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=-1)
+    yield process
+    assert process.stdin is not None
+    process.stdin.close()
+    process.wait()
+
+
+def _plant(project: Path, payload: dict[str, object] | str) -> Path:
+    path = fs.run_lock_path(project)
+    fs.ensure_optimize_root(project)
+    if isinstance(payload, str):
+        path.write_text(payload, encoding="utf-8")
+    else:
+        fs.write_run_lock(path, payload)
+    return path
+
+
+def test_acquire_returns_what_it_wrote(project: Path) -> None:
+    record = fs.acquire_run_lock(project, {"mode": "quick"})
+    assert fs.read_json_file(fs.run_lock_path(project)) == record
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_acquire_records_who_and_when(project: Path) -> None:
+    record = fs.acquire_run_lock(project, {"mode": "quick"})
+    assert record == {
+        "mode": "quick",
+        "schema_version": 1,
+        "pid": os.getpid(),
+        "hostname": socket.gethostname(),
+        "started_at_utc": FROZEN,
+        "pid_started_at": fs.process_start_time(os.getpid()),
+    }
+
+
+def test_recorded_start_time_is_a_float(project: Path) -> None:
+    assert isinstance(fs.acquire_run_lock(project)["pid_started_at"], float)
+
+
+def test_acquire_twice_in_one_process_is_refused(project: Path) -> None:
+    first = fs.acquire_run_lock(project)
+    with pytest.raises(fs.RunLockHeld) as caught:
+        fs.acquire_run_lock(project)
+    assert caught.value.holder == first
+
+
+def test_live_holder_elsewhere_is_refused(project: Path) -> None:
+    with run_lock_held_elsewhere(project) as child, pytest.raises(fs.RunLockHeld) as caught:
+        fs.acquire_run_lock(project)
+    assert caught.value.holder == child.record
+
+
+def test_refusal_names_the_lock_and_the_way_out(project: Path) -> None:
+    with run_lock_held_elsewhere(project), pytest.raises(fs.RunLockHeld) as caught:
+        fs.acquire_run_lock(project)
+    assert str(fs.run_lock_path(project)) in str(caught.value)
+    assert "fermilink-state unlock" in str(caught.value)
+
+
+def test_refusal_leaves_the_holders_lock_alone(project: Path) -> None:
+    with run_lock_held_elsewhere(project) as child:
+        with pytest.raises(fs.RunLockHeld):
+            fs.acquire_run_lock(project)
+        assert fs.read_json_file(fs.run_lock_path(project)) == child.record
+
+
+def test_holder_killed_without_release_is_taken_over(project: Path) -> None:
+    child = start_run_lock_child(project, hold=True)
+    child.process.kill()
+    stop_run_lock_child(child)
+    assert fs.run_lock_status(project).state == "inactive_stale"
+    assert fs.acquire_run_lock(project)["pid"] == os.getpid()
+
+
+def test_live_pid_with_another_start_time_is_a_reused_pid(
+    project: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    started = fs.process_start_time(sleeper.pid)
+    assert started is not None
+    _plant(
+        project,
+        {"pid": sleeper.pid, "hostname": socket.gethostname(), "pid_started_at": started - 100},
+    )
+    assert fs.run_lock_status(project).state == "inactive_stale"
+    assert fs.acquire_run_lock(project)["pid"] == os.getpid()
+
+
+def test_live_pid_with_its_own_start_time_holds(
+    project: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    started = fs.process_start_time(sleeper.pid)
+    assert started is not None
+    holder = {"pid": sleeper.pid, "hostname": socket.gethostname(), "pid_started_at": started}
+    _plant(project, holder)
+    with pytest.raises(fs.RunLockHeld) as caught:
+        fs.acquire_run_lock(project)
+    assert caught.value.holder == holder
+
+
+def test_holder_on_another_host_is_never_judged_by_pid(project: Path) -> None:
+    holder = {"pid": dead_pid(), "hostname": "elsewhere.invalid", "pid_started_at": 1.0}
+    _plant(project, holder)
+    with pytest.raises(fs.RunLockHeld) as caught:
+        fs.acquire_run_lock(project)
+    assert caught.value.holder == holder
+
+
+def test_force_takes_over_from_another_host(project: Path) -> None:
+    _plant(project, {"pid": 1, "hostname": "elsewhere.invalid"})
+    record = fs.acquire_run_lock(project, force=True)
+    assert fs.read_json_file(fs.run_lock_path(project)) == record
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", "", "[1, 2]", '{"hostname": "HOST"}', '{"pid": "12", "hostname": "HOST"}'],
+    ids=["invalid-json", "empty", "not-an-object", "no-pid", "pid-not-an-integer"],
+)
+def test_unusable_lock_file_is_stale_and_taken_over(project: Path, content: str) -> None:
+    _plant(project, content.replace("HOST", socket.gethostname()))
+    assert fs.run_lock_status(project).state == "inactive_stale"
+    assert fs.acquire_run_lock(project)["pid"] == os.getpid()
+
+
+def test_release_by_the_holder_removes_the_lock(project: Path) -> None:
+    fs.acquire_run_lock(project)
+    assert fs.release_run_lock(project) is True
+    assert not fs.run_lock_path(project).exists()
+
+
+def test_release_by_another_process_keeps_the_lock(project: Path) -> None:
+    with run_lock_held_elsewhere(project) as child:
+        assert fs.release_run_lock(project) is False
+        assert fs.read_json_file(fs.run_lock_path(project)) == child.record
+
+
+def test_release_of_a_stale_lock_of_another_pid_keeps_it(project: Path) -> None:
+    path = _plant(project, {"pid": dead_pid(), "hostname": socket.gethostname()})
+    before = path.read_bytes()
+    assert fs.release_run_lock(project) is False
+    assert path.read_bytes() == before
+
+
+def test_release_without_a_lock_is_false(project: Path) -> None:
+    fs.ensure_optimize_root(project)
+    assert fs.release_run_lock(project) is False
+
+
+def test_release_without_a_campaign_folder_is_false(project: Path) -> None:
+    assert fs.release_run_lock(project) is False
+    assert not fs.optimize_root(project).exists()
+
+
+def test_run_lock_holds_for_the_body(project: Path) -> None:
+    with fs.run_lock(project, {"mode": "goal"}) as record:
+        status = fs.run_lock_status(project)
+    assert (status.state, status.holder, record["mode"]) == ("active", record, "goal")
+
+
+def test_run_lock_releases_after_the_body(project: Path) -> None:
+    with fs.run_lock(project):
+        pass
+    assert not fs.run_lock_path(project).exists()
+
+
+def test_run_lock_releases_when_the_body_raises(project: Path) -> None:
+    with pytest.raises(KeyError), fs.run_lock(project):
+        raise KeyError("boom")
+    assert not fs.run_lock_path(project).exists()
+
+
+def test_run_lock_refused_leaves_the_holder_alone(project: Path) -> None:
+    with run_lock_held_elsewhere(project) as child:
+        with pytest.raises(fs.RunLockHeld), fs.run_lock(project):
+            pass
+        assert fs.read_json_file(fs.run_lock_path(project)) == child.record
+
+
+def test_status_without_a_lock_is_inactive(project: Path) -> None:
+    status = fs.run_lock_status(project)
+    assert (status.state, status.holder) == ("inactive", None)
+
+
+def test_status_of_our_own_lock_is_active(project: Path) -> None:
+    record = fs.acquire_run_lock(project)
+    status = fs.run_lock_status(project)
+    assert (status.state, status.holder) == ("active", record)
+
+
+def test_status_of_a_dead_holder_is_stale(project: Path) -> None:
+    holder = {"pid": dead_pid(), "hostname": socket.gethostname()}
+    _plant(project, holder)
+    status = fs.run_lock_status(project)
+    assert (status.state, status.holder) == ("inactive_stale", holder)
+
+
+def test_status_of_another_host_is_active(project: Path) -> None:
+    _plant(project, {"pid": 1, "hostname": "elsewhere.invalid"})
+    assert fs.run_lock_status(project).state == "active"
+
+
+def test_zombie_holder_counts_as_dead(project: Path) -> None:
+    child = start_run_lock_child(project, hold=False)
+    try:
+        # Wait for the exit but leave the child unreaped: a zombie with our lock.
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+        status = fs.run_lock_status(project)
+        assert (status.state, status.holder) == ("inactive_stale", child.record)
+    finally:
+        stop_run_lock_child(child)
+
+
+def test_load_run_lock_reads_what_acquire_wrote(project: Path) -> None:
+    record = fs.acquire_run_lock(project)
+    assert fs.load_run_lock(fs.run_lock_path(project)) == record
+
+
+def test_clear_run_lock_removes_any_holder(project: Path) -> None:
+    path = _plant(project, {"pid": 1, "hostname": "elsewhere.invalid"})
+    fs.clear_run_lock(path)
+    assert not path.exists()
+
+
+def _race(tmp_path: Path, racers: int, rounds: int) -> tuple[list[int], list[int], str]:
+    project = tmp_path / "project"  # not created: round 0 races to create it too
+    errors_dir = tmp_path / "errors"
+    errors_dir.mkdir()
+    wins_dir = tmp_path / "wins"
+    wins_dir.mkdir()
+    barrier = MP.Barrier(racers)
+    codes = run_processes(
+        run_lock_racer,
+        [
+            {
+                "root": str(project),
+                "racer": racer,
+                "rounds": rounds,
+                "barrier": barrier,
+                "stale_pid": dead_pid(),
+                "errors_dir": str(errors_dir),
+                "wins_dir": str(wins_dir),
+            }
+            for racer in range(racers)
+        ],
+    )
+    return winners_per_round(wins_dir, rounds), codes, error_texts(errors_dir)
+
+
+@pytest.mark.parametrize(
+    ("racers", "rounds"),
+    [
+        pytest.param(4, 4, id="4x4"),
+        pytest.param(8, 10, id="8x10", marks=[pytest.mark.stress, pytest.mark.timeout(600)]),
+        pytest.param(16, 20, id="16x20", marks=[pytest.mark.stress, pytest.mark.timeout(600)]),
+    ],
+)
+def test_racing_processes_have_exactly_one_winner(tmp_path: Path, racers: int, rounds: int) -> None:
+    winners, codes, errors = _race(tmp_path, racers, rounds)
+    assert (winners, codes) == ([1] * rounds, [0] * racers), errors
