@@ -183,20 +183,26 @@ def render_svg(
     y_low, y_high = _range(finite, 0.06) if finite else (0.0, 1.0)
     y_scale = _Scale(y_low, y_high, PLOT_BOTTOM, TOP)
     parts += _axes(x_scale, y_scale, metric, has_values=bool(finite))
-    parts += _incumbent_line(rows, direction, x_scale, y_scale)
     size = 4.5 if len(rows) <= 150 else 3.0 if len(rows) <= 1500 else 2.0
     band_y = BOTTOM - BAND / 2
-    parts.append('<g class="marks">')
-    # Draw the busy kinds first so accepted and baseline marks stay on top.
-    for kind in ("rejected", "failed", "accepted", "baseline"):
-        for row, row_kind_ in zip(rows, kinds, strict=True):
-            if row_kind_ != kind:
-                continue
-            value = row.numeric_value
-            on_axis = value is not None and math.isfinite(value)
-            y = y_scale(value) if on_axis and value is not None else band_y
-            parts.append(_mark(kind, x_scale(row.iteration), y, size, _tip(row)))
-    parts.append("</g>")
+
+    def marks(*wanted: RowKind) -> list[str]:
+        drawn = ['<g class="marks">']
+        for kind in wanted:
+            for row, kind_of_row in zip(rows, kinds, strict=True):
+                if kind_of_row != kind:
+                    continue
+                value = row.numeric_value
+                y = y_scale(value) if value is not None and math.isfinite(value) else band_y
+                drawn.append(_mark(kind, x_scale(row.iteration), y, size, _tip(row)))
+        drawn.append("</g>")
+        return drawn
+
+    # Busy kinds first, then the incumbent line over them, then the marks it
+    # runs through, so a dense campaign still shows its line and its steps.
+    parts += marks("rejected", "failed")
+    parts += _incumbent_line(rows, direction, x_scale, y_scale)
+    parts += marks("accepted", "baseline")
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
