@@ -50,6 +50,19 @@ def fence_spans(text: str) -> list[tuple[int, int]]:
     An unclosed fence runs to the end of the text. Cheap when the text holds
     no backtick or tilde (one memchr each).
     """
+    spans, opener, open_at = _scan_fences(text)
+    if opener:
+        spans.append((open_at, len(text)))
+    return spans
+
+
+def unclosed_fence(text: str) -> str:
+    """The marker of a fence still open at the end of ``text``, or ``""``."""
+    return _scan_fences(text)[1] if ("`" in text or "~" in text) else ""
+
+
+def _scan_fences(text: str) -> tuple[list[tuple[int, int]], str, int]:
+    # The closed blocks, then the marker and offset of a fence left open.
     starts: set[int] = set()
     for char in ("`", "~"):
         found = text.find(char * 3)
@@ -73,9 +86,7 @@ def fence_spans(text: str) -> list[tuple[int, int]]:
         if marker[0] == opener[0] and len(marker) >= len(opener) and not rest.strip():
             spans.append((open_at, _line_end(text, line_start)))
             opener = ""
-    if opener:
-        spans.append((open_at, len(text)))
-    return spans
+    return spans, opener, open_at
 
 
 @dataclass(slots=True)
@@ -155,6 +166,7 @@ class SectionEditor:
 
     def __init__(self, text: str, levels: Sequence[str] = ALL_LEVELS) -> None:
         self.newline = newline_of(text)
+        self.levels = tuple(levels)
         self.sections = split_sections(text, levels)
 
     @property
@@ -181,12 +193,28 @@ class SectionEditor:
                 break
         return tail[-size:]
 
+    def _close_fence(self, text: str) -> str:
+        # What follows a fence left open would be code, and the next edit would
+        # not find it again: close the fence first (its code reads the same).
+        opener = unclosed_fence(text)
+        return text + opener + self.newline if opener else text
+
+    def _resplit(self, section: Section, inserted: Iterable[str]) -> None:
+        # An inserted line holding "\n" may spell a heading: the reference
+        # re-reads its own output between edits, so split the section again.
+        if any("\n" in line for line in inserted):
+            index = next(i for i, other in enumerate(self.sections) if other is section)
+            self.sections[index : index + 1] = split_sections(section.text, self.levels)
+
     def _append_at_end(self, lines: Sequence[str], heading: str | None = None) -> None:
         # The reference adds one blank line first unless the text is empty or
-        # already ends with an empty line.
-        self._terminate_last()
+        # already ends with an empty line. A BOM is not text.
         nl = self.newline
-        length = sum(len(section.text) for section in self.sections)
+        bom = len(BOM) if self.sections and self.sections[0].text.startswith(BOM) else 0
+        if sum(len(section.text) for section in self.sections) > bom:
+            self._terminate_last()
+            self.sections[-1].text = self._close_fence(self.sections[-1].text)
+        length = sum(len(section.text) for section in self.sections) - bom
         ends_blank = length == len(nl) or self._tail(2 * len(nl)) == nl * 2
         if length and not ends_blank:
             self.sections[-1].text += nl
@@ -197,6 +225,7 @@ class SectionEditor:
             self.sections[-1].text += block
         else:
             self.sections.append(Section("", block))
+        self._resplit(self.sections[-1], [*lines, heading or ""])
 
     def set_lines(self, heading: str, lines: Sequence[str]) -> None:
         """Replace the body of ``heading`` with ``lines`` (added if missing)."""
@@ -210,6 +239,7 @@ class SectionEditor:
             head += nl
         section.text = head + "".join(line + nl for line in lines)
         self._terminate_last()
+        self._resplit(section, lines)
 
     def append_line(self, heading: str, entry: str) -> None:
         """Add ``entry`` at the end of ``heading``'s section, dropping placeholders."""
@@ -222,8 +252,9 @@ class SectionEditor:
             text = _drop_placeholders(text)
         if not text.endswith("\n"):
             text += self.newline
-        section.text = text + entry + self.newline
+        section.text = self._close_fence(text) + entry + self.newline
         self._terminate_last()
+        self._resplit(section, [entry])
 
     def set_metadata(self, prefix: str, value: str) -> None:
         """Replace the first line starting with ``prefix`` by ``prefix + value``."""
@@ -239,6 +270,7 @@ class SectionEditor:
                 end -= 1
             section.text = section.text[:start] + target + section.text[end:]
             self._terminate_last()
+            self._resplit(section, [target])
             return
         self._append_at_end([target])
 
@@ -250,8 +282,9 @@ def _find_line_start(text: str, prefix: str) -> int:
     def outside(offset: int) -> bool:
         return not any(start <= offset < end for start, end in spans)
 
-    if text.startswith(prefix) and outside(0):
-        return 0
+    first = len(BOM) if text.startswith(BOM) else 0
+    if text.startswith(prefix, first) and outside(first):
+        return first
     found = text.find("\n" + prefix)
     while found >= 0:
         if outside(found + 1):
@@ -261,9 +294,17 @@ def _find_line_start(text: str, prefix: str) -> int:
 
 
 def _drop_placeholders(text: str) -> str:
-    kept = [
-        line
-        for line in text.splitlines(keepends=True)
-        if line.strip() not in PLACEHOLDER_LINES
-    ]
+    """``text`` without its placeholder lines; lines in fenced code are content."""
+    spans = fence_spans(text) if ("`" in text or "~" in text) else []
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    kept: list[str] = []
+    offset = 0
+    for line in lines:
+        inside = any(start <= offset < end for start, end in spans)
+        if inside or line.strip() not in PLACEHOLDER_LINES:
+            kept.append(line)
+        offset += len(line)
     return "".join(kept)
