@@ -126,6 +126,13 @@ def assert_section_lines(memory: MemoryLike, heading: str, expected: Sequence[st
         )
 
 
+def _strip_trailing_blanks(lines: Sequence[str]) -> list[str]:
+    end = len(lines)
+    while end and not lines[end - 1].strip():
+        end -= 1
+    return list(lines[:end])
+
+
 def _entry_matches(entry: str | re.Pattern[str], line: str) -> bool:
     if isinstance(entry, re.Pattern):
         return entry.search(line) is not None
@@ -148,8 +155,9 @@ def assert_section_appended(
     lines (``- none yet``, ``- Campaign initialized.``) an append removes;
     the added line itself must not be a placeholder. With ``entry``, the added
     line must equal it, or match it (``re.search``) when it is a compiled
-    regex. A section missing from ``before`` counts as empty. Other sections
-    are not checked: add :func:`assert_only_sections_changed` for that.
+    regex. Blank lines at the section's end are layout (the reference appends
+    after them). A section missing from ``before`` counts as empty. Other
+    sections are not checked: add :func:`assert_only_sections_changed` for that.
     """
     __tracebackhide__ = True
     old_document, _old_name = load_document(before)
@@ -159,21 +167,29 @@ def assert_section_appended(
     if new_lines is None:
         raise _missing_section(new_document, new_name, heading)
     old_lines = old_document.section(heading) or []
-    kept = [line for line in old_lines if line.strip() not in PLACEHOLDER_LINES]
+    # Blank lines at a section's end are layout: the reference appends after
+    # them, a hand edit before them; both are one appended line.
+    old_body = _strip_trailing_blanks(
+        [line for line in old_lines if line.strip() not in PLACEHOLDER_LINES]
+    )
+    new_body = _strip_trailing_blanks(new_lines)
     diff = _indented(
         diff_lines(
             old_document.section_text(heading) or "",
             new_document.section_text(heading) or "",
         )
     )
-    gained = len(new_lines) - len(kept)
-    if gained != 1 or new_lines[:-1] != kept:
-        what = f"it gained {gained} lines" if gained != 1 else "its earlier lines changed"
+    if not new_body or _strip_trailing_blanks(new_body[:-1]) != old_body:
+        if new_body[: len(old_body)] == old_body:
+            gained = sum(1 for line in new_body[len(old_body) :] if line.strip())
+            what = f"it gained {gained} lines"
+        else:
+            what = "its earlier lines changed"
         raise AssertionError(
             f"section {label} of {new_name} did not gain exactly one line at its end "
             f"({what}; placeholders removed by an append are allowed):\n{diff}"
         )
-    added = new_lines[-1]
+    added = new_body[-1]
     if added.strip() in PLACEHOLDER_LINES:
         raise AssertionError(
             f"the line appended to section {label} is the placeholder {added!r}, "
