@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Final
 
+from fermilink_state._errors import explain_write_error
 from fermilink_state._process import hostname, pid_is_running
 
 FSYNC_ENV: Final = "FERMILINK_STATE_FSYNC"
@@ -109,7 +110,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError:
         keep_mode = None
     temp = _temp_name(path)
-    fd = os.open(temp, _OPEN_FLAGS, _NEW_FILE_MODE)
+    try:
+        fd = os.open(temp, _OPEN_FLAGS, _NEW_FILE_MODE)
+    except OSError as error:
+        raise explain_write_error(error, path) from error
     try:
         try:
             if keep_mode is not None and hasattr(os, "fchmod"):
@@ -120,9 +124,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         finally:
             os.close(fd)
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temp)
+        if isinstance(error, OSError):
+            raise explain_write_error(error, path) from error
         raise
     fsync_directory(path.parent)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 
 class StateError(Exception):
@@ -71,3 +72,36 @@ class RunLockHeld(StateError):
 
 class StateCorruptWarning(UserWarning):
     """A corrupt campaign file was moved aside or skipped instead of being used."""
+
+
+_WRITE_HINTS: Final = {
+    code: hint
+    for code, hint in (
+        (errno.ENOSPC, "free some disk space, then retry"),
+        (getattr(errno, "EDQUOT", None), "free some of your disk quota, then retry"),
+        (errno.EACCES, "make its folder writable for this user, then retry"),
+        (errno.EPERM, "make its folder writable for this user, then retry"),
+        (errno.EROFS, "the file system is read-only: remount it or move the campaign, then retry"),
+        (errno.EIO, "the disk reported an I/O error: check the device before retrying"),
+        (errno.EEXIST, "a stray file holds the temp name: remove it, then retry"),
+    )
+    if code is not None
+}
+
+
+def explain_write_error(
+    error: OSError, path: str | Path, *, kept: str = "the file keeps its previous content"
+) -> OSError:
+    """The same kind of ``OSError`` (same errno), naming ``path`` and what to do next.
+
+    Callers ``raise explain_write_error(error, path) from error`` so code that
+    catches ``PermissionError`` / ``OSError`` by type or errno still works.
+    """
+    if error.errno is None:
+        return error
+    hint = _WRITE_HINTS.get(error.errno, "fix the cause, then retry")
+    message = f"{error.strerror or error}; {kept}; {hint}"
+    try:
+        return type(error)(error.errno, message, str(path))
+    except TypeError:  # an OSError subclass with a constructor of its own
+        return OSError(error.errno, message, str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -13,7 +14,11 @@ from pathlib import Path
 from typing import Final, Literal
 
 from fermilink_state._atomic import atomic_write_text
-from fermilink_state._errors import StateCorruptError, StateCorruptWarning
+from fermilink_state._errors import (
+    StateCorruptError,
+    StateCorruptWarning,
+    explain_write_error,
+)
 from fermilink_state._locking import locked
 
 RESULTS_HEADER: Final = (
@@ -50,7 +55,9 @@ def _sanitize_cell(value: object) -> str:
 
 def _plain_cell(value: object) -> str:
     """A commit / status / metric-name cell: line breaks and tabs become spaces."""
-    return _CELL_BREAKS.sub(" ", str(value))
+    text = value if type(value) is str else str(value)
+    # Every character _CELL_BREAKS matches is unprintable: most cells skip the regex.
+    return text if text.isprintable() else _CELL_BREAKS.sub(" ", text)
 
 
 def format_metric(value: float | int | str) -> str:
@@ -91,7 +98,7 @@ def ensure_results_file(path: Path) -> bool:
 
 def _require_folder(path: Path) -> None:
     # As the reference's open("a"): no folder, no ledger; but say what to do.
-    if not path.parent.is_dir():
+    if not os.path.isdir(os.path.dirname(os.fspath(path)) or os.curdir):
         raise FileNotFoundError(
             errno.ENOENT,
             "the campaign folder does not exist; call ensure_optimize_root() first",
@@ -111,10 +118,16 @@ def _append_locked(path: Path, rows_text: str) -> None:
             payload = "\n" + rows_text
         else:
             payload = rows_text
-        data = payload.encode("utf-8")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        view = memoryview(payload.encode("utf-8"))
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as error:
+            # We hold the lock, so every byte past `size` is ours: cut them off
+            # rather than leave half a row (e.g. after ENOSPC) in the ledger.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise explain_write_error(error, path, kept="no row was added") from error
     finally:
         os.close(fd)
 
@@ -166,15 +179,28 @@ def append_results(
     """
     lines: list[str] = []
     for row in rows:
-        fields = row.as_dict() if isinstance(row, ResultRow) else row
+        if isinstance(row, ResultRow):
+            lines.append(
+                format_result_row(
+                    iteration=row.iteration,
+                    commit=row.commit,
+                    status=row.status,
+                    primary_metric_name=row.primary_metric_name,
+                    primary_metric_value=row.primary_metric_value,
+                    description=row.description,
+                )
+            )
+            continue
+        # Raw values: format_result_row converts each cell as append_result does
+        # (a None description is empty there, not "None").
         lines.append(
             format_result_row(
-                iteration=int(fields["iteration"]),  # type: ignore[call-overload]
-                commit=str(fields["commit"]),
-                status=str(fields["status"]),
-                primary_metric_name=str(fields["primary_metric_name"]),
-                primary_metric_value=fields["primary_metric_value"],  # type: ignore[arg-type]
-                description=str(fields.get("description", "")),
+                iteration=row["iteration"],  # type: ignore[arg-type]
+                commit=row["commit"],  # type: ignore[arg-type]
+                status=row["status"],  # type: ignore[arg-type]
+                primary_metric_name=row["primary_metric_name"],  # type: ignore[arg-type]
+                primary_metric_value=row["primary_metric_value"],  # type: ignore[arg-type]
+                description=row.get("description", ""),  # type: ignore[arg-type]
             )
         )
     if not lines:
