@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import fermilink_state
-from fermilink_state import StateCorruptError, StateCorruptWarning, _memory, _process
+from fermilink_state import StateCorruptError, StateCorruptWarning, _memory, _process, _results
 from support import (
     FROZEN_UTC,
     LINE_BREAKS,
@@ -1409,3 +1411,140 @@ def test_our_readers_read_the_reference_files(tmp_path: Path) -> None:
         "- status: accepted",
     ]
     assert fermilink_state.read_json_file(fermilink_state.state_path(tmp_path))["iteration"] == 24
+
+
+# ---------------------------------------------------------------------------
+# Property-based: random documents and arguments (deterministic, no database)
+# ---------------------------------------------------------------------------
+
+PROPERTY_SETTINGS = settings(
+    max_examples=250,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+_NOT_PLAIN = "".join(LINE_BREAKS) + "`~\ufeff"
+# A line of plain LF text without fences: no line break, no fence character, no BOM.
+plain_lines = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters=_NOT_PLAIN),
+    max_size=12,
+)
+memory_lines = st.one_of(
+    st.sampled_from(
+        [
+            "# FermiLink Optimize Memory",
+            "## Long-Term Memory (Persistent)",
+            "### Progress log",
+            "### Accepted experiments",
+            "### Rejected patterns",
+            "### Latest accepted commit",
+            "#### Detail",
+            "- none yet",
+            " - none yet ",
+            "- Campaign initialized.",
+            "- last_updated_utc: old",
+            "",
+        ]
+    ),
+    plain_lines,
+)
+plain_documents = st.builds(
+    lambda lines, end: "\n".join(lines) + end,
+    st.lists(memory_lines, max_size=14),
+    st.sampled_from(["", "\n", "\n\n"]),
+)
+any_documents = st.text(max_size=60) | plain_documents
+multi_line_arguments = st.builds(
+    "\n".join, st.lists(st.one_of(memory_lines, plain_lines), min_size=1, max_size=3)
+)
+
+
+@PROPERTY_SETTINGS
+@given(
+    content=any_documents,
+    heading=memory_lines,
+    entry=st.text(max_size=12),
+    new_lines=st.lists(st.text(max_size=8), max_size=3),
+)
+def test_property_section_helpers_match_reference(
+    content: str, heading: str, entry: str, new_lines: list[str]
+) -> None:
+    calls = [
+        ("bounds", _helper("_find_section_bounds", content.splitlines(), heading)),
+        ("set", _helper("_set_section_lines", content, heading, new_lines)),
+        ("append", _helper("_append_section_line", content, heading, entry)),
+        ("metadata", _helper("_replace_metadata_line", content, heading, entry)),
+        ("sanitize", _helper("_sanitize_cell", entry or None)),
+    ]
+    assert _mismatches(calls) == []
+
+
+@PROPERTY_SETTINGS
+@given(
+    content=plain_documents,
+    arguments=st.fixed_dictionaries(
+        {
+            "status": st.sampled_from(STATUSES) | plain_lines,
+            "commit": plain_lines | multi_line_arguments,
+            "primary_metric_name": plain_lines | multi_line_arguments,
+            "primary_metric_value": st.sampled_from(list(METRICS.values()))
+            | plain_lines
+            | multi_line_arguments,
+            "description": st.none() | st.text(max_size=12).filter(bool),
+        }
+    ),
+)
+def test_property_record_campaign_event_matches_reference_on_plain_lf_text(
+    twin: Twin, content: str, arguments: dict[str, object]
+) -> None:
+    theirs, ours = twin.edit_file(_event(**arguments), content.encode())
+    assert ours == theirs
+
+
+@PROPERTY_SETTINGS
+@given(
+    content=st.lists(
+        st.sampled_from(["a", "é", "€", "😀", "\t", " ", *LINE_BREAKS]), max_size=40
+    ).map("".join),
+    limit=st.integers(min_value=-4, max_value=20),
+    block=st.integers(min_value=1, max_value=16),
+)
+def test_property_recent_results_text_matches_reference_across_tail_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, limit: int, block: int
+) -> None:
+    # A tiny tail block puts block cuts inside multi-byte characters and CRLF pairs.
+    monkeypatch.setattr(_results, "_TAIL_BLOCK", block)
+    path = tmp_path / "results.tsv"
+    path.write_bytes(content.encode())
+    ours = fermilink_state.recent_results_text(path, limit=limit)
+    assert ours == reference.recent_results_text(path, limit=limit)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=100)
+@given(
+    row=st.fixed_dictionaries(
+        {
+            "commit": st.text(max_size=10),
+            "status": st.text(max_size=10),
+            "primary_metric_name": st.text(max_size=10),
+            "primary_metric_value": st.floats()
+            | st.integers(min_value=-(10**20), max_value=10**20)
+            | st.text(max_size=8),
+            "description": st.none() | st.text(max_size=20).filter(bool),
+        }
+    )
+)
+def test_property_append_result_is_the_reference_row_with_cells_on_one_line(
+    twin: Twin, row: dict[str, object]
+) -> None:
+    """SPEC §1: identical to the reference once each tab / break character is a space."""
+
+    def repaired(value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return "".join(" " if char == "\t" or char in LINE_BREAKS else char for char in value)
+
+    theirs, _ = twin.both(_ledger(_row(**{key: repaired(value) for key, value in row.items()})))
+    _, ours = twin.both(_ledger(_row(**row)))
+    assert ours == theirs
