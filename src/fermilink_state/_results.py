@@ -77,10 +77,23 @@ def format_result_row(
     description: str,
 ) -> str:
     """One ledger line, newline included: always six fields on one line."""
+    return _row_line(
+        (iteration, commit, status, primary_metric_name, primary_metric_value, description)
+    )
+
+
+def _row_line(cells: tuple[object, object, object, object, object, object]) -> str:
+    # One tuple, no keywords: append_results formats thousands of rows with it.
+    iteration, commit, status, name, value, description = cells
+    if type(value) is float:
+        metric = f"{value:.12g}"
+    elif isinstance(value, int | float):
+        metric = f"{float(value):.12g}"
+    else:
+        metric = _plain_cell(value)
     return (
-        f"{int(iteration)}\t{_plain_cell(commit)}\t{_plain_cell(status)}\t"
-        f"{_plain_cell(primary_metric_name)}\t{_plain_cell(format_metric(primary_metric_value))}\t"
-        f"{_sanitize_cell(description)}\n"
+        f"{int(iteration)}\t{_plain_cell(commit)}\t{_plain_cell(status)}\t"  # type: ignore[call-overload]
+        f"{_plain_cell(name)}\t{metric}\t{_sanitize_cell(description)}\n"
     )
 
 
@@ -180,29 +193,26 @@ def append_results(
     lines: list[str] = []
     for row in rows:
         if isinstance(row, ResultRow):
-            lines.append(
-                format_result_row(
-                    iteration=row.iteration,
-                    commit=row.commit,
-                    status=row.status,
-                    primary_metric_name=row.primary_metric_name,
-                    primary_metric_value=row.primary_metric_value,
-                    description=row.description,
-                )
+            cells: tuple[object, object, object, object, object, object] = (
+                row.iteration,
+                row.commit,
+                row.status,
+                row.primary_metric_name,
+                row.primary_metric_value,
+                row.description,
             )
-            continue
-        # Raw values: format_result_row converts each cell as append_result does
-        # (a None description is empty there, not "None").
-        lines.append(
-            format_result_row(
-                iteration=row["iteration"],  # type: ignore[arg-type]
-                commit=row["commit"],  # type: ignore[arg-type]
-                status=row["status"],  # type: ignore[arg-type]
-                primary_metric_name=row["primary_metric_name"],  # type: ignore[arg-type]
-                primary_metric_value=row["primary_metric_value"],  # type: ignore[arg-type]
-                description=row.get("description", ""),  # type: ignore[arg-type]
+        else:
+            # Raw values, converted as append_result converts them (a None
+            # description is empty there, not "None").
+            cells = (
+                row["iteration"],
+                row["commit"],
+                row["status"],
+                row["primary_metric_name"],
+                row["primary_metric_value"],
+                row.get("description", ""),
             )
-        )
+        lines.append(_row_line(cells))
     if not lines:
         return 0
     _require_folder(path)
