@@ -485,13 +485,6 @@ def winners_per_round(wins_dir: Path, rounds: int) -> list[int]:
     return [len(list(wins_dir.glob(f"round-{number}-*.won"))) for number in range(rounds)]
 
 
-def dead_pid() -> int:
-    """The pid of a process that has exited and been reaped."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 # -- holding a lock from another process --------------------------------------
 
 _HOLDER_CODE: Final = """

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fermilink_state import _process, pid_is_running, process_start_time
-from support_concurrency import dead_pid
+from support import dead_pid
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,8 +47,14 @@ def test_this_process_is_running() -> None:
     assert pid_is_running(os.getpid()) is True
 
 
-def test_a_reaped_process_is_not_running() -> None:
+def test_a_pid_beyond_pid_max_is_not_running() -> None:
     assert pid_is_running(dead_pid()) is False
+
+
+def test_a_reaped_child_is_not_running() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert pid_is_running(child.pid) is False
 
 
 @pytest.mark.parametrize("pid", [0, -1, -2])

@@ -13,9 +13,9 @@ import pytest
 
 import fermilink_state as fs
 from fermilink_state import _clock
+from support import dead_pid
 from support_concurrency import (
     MP,
-    dead_pid,
     error_texts,
     run_lock_held_elsewhere,
     run_lock_racer,
