@@ -149,10 +149,13 @@ def _marker_seed(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
     seed: dict[str, Any] = {}
     for mark in reversed(list(node.iter_markers(MARKER))):
         unknown = sorted(set(mark.kwargs) - set(SEED_KEYS))
-        if mark.args or unknown:
+        problems = [f"positional arguments {mark.args!r}"] if mark.args else []
+        if unknown:
+            problems.append(f"unknown keys {', '.join(unknown)}")
+        if problems:
             pytest.fail(
                 f"@pytest.mark.{MARKER} takes keyword arguments only, among "
-                f"{', '.join(SEED_KEYS)}; got positional {mark.args!r}, unknown {unknown}",
+                f"{', '.join(SEED_KEYS)}; got {' and '.join(problems)}",
                 pytrace=False,
             )
         seed.update(mark.kwargs)
