@@ -29,6 +29,9 @@ _OPEN_FLAGS: Final = (
 )
 _NEW_FILE_MODE: Final = 0o666  # what open() asks for; the umask applies
 _UNSAFE_HOST_CHARS: Final = re.compile(r"[^A-Za-z0-9_.-]")
+# After the host prefix, exactly "<pid>.<8 hex>.tmp": a host whose name extends
+# ours with dots (``node`` and ``node.5``) must not pass for one of our pids.
+_TEMP_TAIL: Final = re.compile(r"([0-9]+)\.[0-9a-f]{8}\.tmp")
 
 
 def fsync_enabled() -> bool:
@@ -52,12 +55,10 @@ def _temp_name(target: Path) -> Path:
 def temp_owner_pid(target: Path, name: str) -> int | None:
     """The pid in ``name`` if it is one of this host's temps for ``target``."""
     prefix = temp_prefix(target)
-    if not (name.startswith(prefix) and name.endswith(".tmp")):
+    if not name.startswith(prefix):
         return None
-    pid_text, _, rest = name[len(prefix) :].partition(".")
-    if not pid_text.isdigit() or not rest.endswith("tmp"):
-        return None
-    return int(pid_text)
+    tail = _TEMP_TAIL.fullmatch(name, len(prefix))
+    return int(tail.group(1)) if tail else None
 
 
 def sweep_dead_temps(target: Path) -> list[Path]:
