@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -97,6 +98,12 @@ def read_memory(path: Path) -> MemoryDocument:
     return MemoryDocument(decode_memory(path, Path(path).read_bytes()))
 
 
+def _missing_memory(path: Path) -> FileNotFoundError:
+    return FileNotFoundError(
+        errno.ENOENT, "no such memory file; create it with ensure_memory_file()", str(path)
+    )
+
+
 @contextlib.contextmanager
 def edit_memory(path: Path, *, timeout: float | None = None) -> Iterator[MemoryDocument]:
     """Edit a memory file under its lock; written atomically on a clean exit.
@@ -108,11 +115,12 @@ def edit_memory(path: Path, *, timeout: float | None = None) -> Iterator[MemoryD
     """
     path = Path(path)
     if not path.parent.is_dir():
-        raise FileNotFoundError(
-            2, "no such memory file; create it with ensure_memory_file()", str(path)
-        )
+        raise _missing_memory(path)
     with locked(path, timeout=timeout):
-        document = read_memory(path)
+        try:
+            document = read_memory(path)
+        except FileNotFoundError:
+            raise _missing_memory(path) from None
         yield document
         if document.changed:
             atomic_write_text(path, document.text)
