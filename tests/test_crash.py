@@ -122,7 +122,7 @@ def _kill_repeatedly(campaign: Campaign, kills: int) -> CrashLog:
     "kills",
     [
         pytest.param(10, id="10-kills"),
-        pytest.param(60, id="60-kills", marks=[pytest.mark.stress, pytest.mark.timeout(600)]),
+        pytest.param(150, id="150-kills", marks=[pytest.mark.stress, pytest.mark.timeout(600)]),
     ],
 )
 @pytest.mark.timeout(120)

@@ -123,6 +123,7 @@ def test_counters_see_a_crashed_writer(small_campaign: Campaign) -> None:
 SIZES = [
     pytest.param(4, 30, id="4x30"),
     pytest.param(8, 200, id="8x200", marks=[pytest.mark.stress, pytest.mark.timeout(600)]),
+    pytest.param(16, 200, id="16x200", marks=[pytest.mark.stress, pytest.mark.timeout(600)]),
 ]
 
 
