@@ -1173,6 +1173,14 @@ def test_ensure_program_file_matches_reference(twin: Twin, content: str) -> None
     assert (ours, ours.value) == (theirs, [True, False])
 
 
+@pytest.mark.parametrize("content", [None, 5, b"bytes"], ids=["none", "int", "bytes"])
+def test_ensure_program_file_rejects_non_text_like_reference(twin: Twin, content: object) -> None:
+    theirs, ours = twin.both(
+        lambda lib, root: lib.ensure_program_file(root / "program.md", content=content)
+    )
+    assert (ours, ours.error, ours.files) == (theirs, "TypeError", {})
+
+
 @pytest.mark.parametrize("existing", [None, b"", b"mine\n"], ids=["missing", "empty", "text"])
 def test_ensure_results_file_matches_reference(twin: Twin, existing: bytes | None) -> None:
     def run(lib: Any, root: Path) -> object:

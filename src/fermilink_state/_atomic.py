@@ -10,8 +10,10 @@ so the temps of a killed writer can be recognised and swept later.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -39,6 +41,7 @@ def fsync_enabled() -> bool:
     return os.environ.get(FSYNC_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
+@functools.cache
 def _host_tag() -> str:
     return _UNSAFE_HOST_CHARS.sub("_", hostname()) or "host"
 
@@ -68,8 +71,11 @@ def sweep_dead_temps(target: Path) -> list[Path]:
         entries = os.scandir(target.parent)
     except OSError:
         return removed
+    prefix = temp_prefix(target)
     with entries:
         for entry in entries:
+            if not entry.name.startswith(prefix):
+                continue  # most entries: no pattern match needed
             pid = temp_owner_pid(target, entry.name)
             if pid is None or pid == os.getpid() or pid_is_running(pid):
                 continue
@@ -79,7 +85,7 @@ def sweep_dead_temps(target: Path) -> list[Path]:
     return removed
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -104,6 +110,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     as ``open()`` would give it; a replaced file keeps its mode. On any error
     the old file is untouched and the temp file is removed.
     """
+    atomic_write_chunks(path, (data,))
+
+
+def atomic_write_chunks(path: Path, chunks: Iterable[bytes | memoryview]) -> None:
+    """:func:`atomic_write_bytes` of the chunks one after the other, never joined.
+
+    An edit of a large file passes slices of the old bytes around the new
+    ones: joining them would copy the whole file once more.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_dead_temps(path)
     try:
@@ -119,7 +134,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         try:
             if keep_mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(fd, keep_mode)
-            _write_all(fd, data)
+            for chunk in chunks:
+                _write_all(fd, chunk)
             if fsync_enabled():
                 os.fsync(fd)
         finally:
@@ -136,4 +152,5 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_write_bytes` of ``text`` encoded as UTF-8, newlines untouched."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    # str.encode, not text.encode: a non-str raises TypeError, as write_text does.
+    atomic_write_bytes(path, str.encode(text, "utf-8"))
