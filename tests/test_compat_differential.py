@@ -452,6 +452,11 @@ def test_record_campaign_event_on_missing_file_does_nothing(twin: Twin) -> None:
     assert ours.files == {}
 
 
+def test_record_campaign_event_on_a_folder_does_nothing_like_reference(twin: Twin) -> None:
+    theirs, ours = twin.both(_event())
+    assert (ours, ours.error) == (theirs, None)
+
+
 def test_record_campaign_event_many_in_a_row_matches_reference(twin: Twin) -> None:
     def campaign(lib: Any, root: Path) -> object:
         path = root / "memory.md"
@@ -710,6 +715,15 @@ def test_append_result_into_missing_folder_fails_like_reference(twin: Twin) -> N
     assert (ours, ours.error) == (theirs, "FileNotFoundError")
 
 
+def test_append_result_onto_a_folder_fails_like_reference(twin: Twin) -> None:
+    def append(lib: Any, root: Path) -> object:
+        (root / "results.tsv").mkdir()
+        return lib.append_result(root / "results.tsv", **_row())
+
+    theirs, ours = twin.both(append)
+    assert (ours, ours.error) == (theirs, "IsADirectoryError")
+
+
 # ---------------------------------------------------------------------------
 # recent_results_text
 # ---------------------------------------------------------------------------
@@ -870,6 +884,18 @@ def test_json_writer_replaces_an_existing_file_like_reference(twin: Twin) -> Non
 
     theirs, ours = twin.both(run)
     assert ours == theirs
+
+
+def test_deviation_json_write_over_a_folder_leaves_no_temp(twin: Twin) -> None:
+    """SPEC §2: a failed write leaves no temp litter (the reference leaves ``state.json.tmp``)."""
+
+    def run(lib: Any, root: Path) -> object:
+        (root / "state.json").mkdir()
+        return lib.write_state(root / "state.json", {"a": 1})
+
+    theirs, ours = twin.both(run)
+    assert (theirs.error, ours.error) == ("IsADirectoryError", "IsADirectoryError")
+    assert (theirs.files, ours.files) == ({"state.json.tmp": b'{\n  "a": 1\n}\n'}, {})
 
 
 VALID_JSON_FILES: dict[str, bytes] = {
@@ -1147,6 +1173,16 @@ def test_deviation_archive_worker_memory_rejects_non_utf8(tmp_path: Path) -> Non
         fermilink_state.archive_worker_memory(source, tmp_path / "ours")
     assert raised.value.path == source
     assert not (tmp_path / "ours" / "worker_memory.md").exists()
+
+
+def test_archive_worker_memory_into_a_file_fails_like_reference(twin: Twin) -> None:
+    def run(lib: Any, root: Path) -> object:
+        (root / "worker_memory.md").write_text("w\n")
+        (root / "runs").write_text("not a folder")
+        return lib.archive_worker_memory(root / "worker_memory.md", root / "runs")
+
+    theirs, ours = twin.both(run)
+    assert (ours, ours.error) == (theirs, "FileExistsError")
 
 
 PROGRAM_CONTENTS: dict[str, str] = {
