@@ -134,6 +134,16 @@ def run(request: pytest.FixtureRequest, pytester: pytest.Pytester) -> Runner:
     return subprocess_run
 
 
+def _our_warnings(result: pytest.RunResult) -> list[str]:
+    """Warning-summary lines about us. Not ``-W error``: an in-process run under an
+    outer ``--assert=plain`` warns that xdist was imported unrewritten."""
+    lines = result.stdout.lines
+    if not any("warnings summary" in line for line in lines):
+        return []
+    start = next(n for n, line in enumerate(lines) if "warnings summary" in line)
+    return [line for line in lines[start:] if "fermilink" in line]
+
+
 def _write(pytester: pytest.Pytester, name: str, source: str) -> None:
     pytester.path.joinpath(name).write_text(textwrap.dedent(source), encoding="utf-8")
 
@@ -144,8 +154,9 @@ def _write(pytester: pytest.Pytester, name: str, source: str) -> None:
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
 def test_every_fixture_works(pytester: pytest.Pytester, run: Runner, xdist: list[str]) -> None:
     _write(pytester, "test_every_fixture.py", EVERY_FIXTURE)
-    result = run("-p", "fermilink_state", "--strict-markers", "-W", "error", *xdist)
+    result = run("-p", "fermilink_state", "--strict-markers", *xdist)
     result.assert_outcomes(passed=EVERY_FIXTURE_TESTS)
+    assert _our_warnings(result) == []
 
 
 def test_not_loaded_by_installing(pytester: pytest.Pytester) -> None:
@@ -158,7 +169,9 @@ def test_not_loaded_by_installing(pytester: pytest.Pytester) -> None:
 def test_pytest_plugins_in_conftest_enables(pytester: pytest.Pytester, run: Runner) -> None:
     _write(pytester, "conftest.py", 'pytest_plugins = ["fermilink_state"]\n')
     _write(pytester, "test_one.py", "def test_one(seeded_project):\n    pass\n")
-    run("-W", "error").assert_outcomes(passed=1)
+    result = run()
+    result.assert_outcomes(passed=1)
+    assert _our_warnings(result) == []
 
 
 def test_no_option_disables(pytester: pytest.Pytester, run: Runner) -> None:
@@ -173,8 +186,9 @@ def test_no_option_disables(pytester: pytest.Pytester, run: Runner) -> None:
 def test_double_registration_is_harmless(pytester: pytest.Pytester, xdist: list[str]) -> None:
     _write(pytester, "conftest.py", 'pytest_plugins = ["fermilink_state"]\n')
     _write(pytester, "test_every_fixture.py", EVERY_FIXTURE)
-    result = pytester.runpytest("-p", "fermilink_state", "-W", "error", *xdist)
+    result = pytester.runpytest("-p", "fermilink_state", *xdist)
     result.assert_outcomes(passed=EVERY_FIXTURE_TESTS)
+    assert _our_warnings(result) == []
 
 
 def test_conftest_imports_fixtures_by_name(pytester: pytest.Pytester, run: Runner) -> None:
@@ -200,7 +214,9 @@ def test_conftest_imports_fixtures_by_name(pytester: pytest.Pytester, run: Runne
             assert status.holder == live_run_lock
         """,
     )
-    run("-W", "error").assert_outcomes(passed=2)
+    result = run()
+    result.assert_outcomes(passed=2)
+    assert _our_warnings(result) == []
 
 
 def test_conftest_imports_fixture_without_its_sibling(pytester: pytest.Pytester) -> None:
