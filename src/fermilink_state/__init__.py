@@ -138,7 +138,6 @@ from fermilink_state._sections import (
 pytest_plugins = ["fermilink_state.plugin"]
 
 
-
 def __getattr__(name: str) -> str:
     # importlib.metadata costs ~10 ms: look the version up only when asked.
     if name == "__version__":
