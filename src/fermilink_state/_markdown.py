@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 PLACEHOLDER_LINES: Final = frozenset({"- none yet", "- Campaign initialized."})
 BOM: Final = "\ufeff"
@@ -308,3 +308,155 @@ def _drop_placeholders(text: str) -> str:
             kept.append(line)
         offset += len(line)
     return "".join(kept)
+
+
+class LineEditor(Protocol):
+    """What :class:`SectionEditor` and :class:`PlainEditor` both offer."""
+
+    def set_lines(self, heading: str, lines: Sequence[str]) -> None:
+        """Replace the body of ``heading``."""
+
+    def append_line(self, heading: str, entry: str) -> None:
+        """Add a line at the end of ``heading``'s section."""
+
+    def set_metadata(self, prefix: str, value: str) -> None:
+        """Replace the first line starting with ``prefix``."""
+
+
+class NotPlain(Exception):
+    """The document or the edit needs :class:`SectionEditor`, not the fast path."""
+
+
+# Where a multi-character search (a fixed cost per megabyte) beats probing
+# every backtick or tilde one by one (memchr-fast, but Python per probe).
+_FENCE_PROBES: Final = 32
+_PLACEHOLDER_BYTES: Final = tuple(sorted(line.encode() for line in PLACEHOLDER_LINES))
+
+
+class PlainEditor:
+    """:class:`SectionEditor`'s edits on the UTF-8 bytes of a plain document.
+
+    The fast path of campaign events on a memory file of many megabytes: it
+    neither decodes nor copies the document; :meth:`chunks` gives the edited
+    file as slices of the old bytes around the few new ones. It handles only
+    what is plain, and raises :class:`NotPlain` (before anything is written)
+    for everything else, which :class:`SectionEditor` then does: a document
+    with a BOM, CRLF line endings, a fenced code block or no final newline;
+    a missing heading or metadata line; a section edited twice; placeholder
+    lines to drop; inserted text that holds a line break or starts a heading
+    or a fence. On what it accepts, its result is byte for byte
+    :class:`SectionEditor`'s.
+    """
+
+    def __init__(self, data: bytes, levels: Sequence[str] = ALL_LEVELS) -> None:
+        first = data.find(b"\n")
+        if (
+            not data.endswith(b"\n")
+            or data.startswith(BOM.encode())
+            or data[first - 1 : first] == b"\r"
+        ):
+            raise NotPlain
+        if _has_fence(data):
+            raise NotPlain
+        self.data = data
+        self._cuts = _plain_cuts(data, tuple(level.encode() for level in levels))
+        self._splices: list[tuple[int, int, bytes]] = []
+        self._edited: list[tuple[int, int]] = []
+        self._inserted: list[str] = []
+
+    def _section(self, heading: str) -> tuple[int, int]:
+        # (start, end) of the first section with exactly this heading line.
+        wanted = heading.encode()
+        data, cuts = self.data, self._cuts
+        for number, start in enumerate(cuts):
+            line_end = data.find(b"\n", start)
+            if data[start:line_end].removesuffix(b"\r") == wanted:
+                end = cuts[number + 1] if number + 1 < len(cuts) else len(data)
+                if (start, end) in self._edited:
+                    raise NotPlain  # a section edited twice: leave it to SectionEditor
+                self._edited.append((start, end))
+                return start, end
+        raise NotPlain  # SectionEditor adds the missing section at the end
+
+    def _encode(self, lines: Sequence[str]) -> bytes:
+        for line in lines:
+            opening = line.lstrip(" ")
+            if not line.isprintable() or opening.startswith(("#", "```", "~~~")):
+                raise NotPlain  # may break a line, or start a heading or a fence
+        self._inserted.extend(lines)
+        return "".join(line + "\n" for line in lines).encode()
+
+    def set_lines(self, heading: str, lines: Sequence[str]) -> None:
+        """Replace the body of ``heading`` with ``lines``."""
+        start, end = self._section(heading)
+        body = self.data.find(b"\n", start) + 1
+        self._splices.append((body, end, self._encode(lines)))
+
+    def append_line(self, heading: str, entry: str) -> None:
+        """Add ``entry`` at the end of ``heading``'s section (no placeholder to drop)."""
+        start, end = self._section(heading)
+        data = self.data
+        if any(data.find(placeholder, start, end) >= 0 for placeholder in _PLACEHOLDER_BYTES):
+            raise NotPlain
+        self._splices.append((end, end, self._encode([entry])))
+
+    def set_metadata(self, prefix: str, value: str) -> None:
+        """Replace the first line starting with ``prefix`` by ``prefix + value``."""
+        wanted = prefix.encode()
+        data = self.data
+        start = 0 if data.startswith(wanted) else data.find(b"\n" + wanted) + 1
+        if start == 0 and not data.startswith(wanted):
+            raise NotPlain  # no such line: SectionEditor appends one at the end
+        edited = any(first <= start < last for first, last in self._edited)
+        if edited or any(line.startswith(prefix) for line in self._inserted):
+            raise NotPlain  # an edit may have removed the first match or made an earlier one
+        target = self._encode([prefix + value])[:-1]
+        end = data.find(b"\n", start)
+        if end > start and data[end - 1] == 0x0D:  # keep a CR of a CRLF line
+            end -= 1
+        self._splices.append((start, end, target))
+
+    def chunks(self) -> list[bytes | memoryview]:
+        """The edited document, as slices of the old bytes and the new bytes between."""
+        view = memoryview(self.data)
+        out: list[bytes | memoryview] = []
+        position = 0
+        for start, end, new in sorted(self._splices, key=lambda splice: splice[:2]):
+            if start < position:
+                raise NotPlain  # overlapping edits (not made by the rules above)
+            out += [view[position:start], new]
+            position = end
+        out.append(view[position:])
+        return [chunk for chunk in out if len(chunk)]
+
+
+def _plain_cuts(data: bytes, levels: tuple[bytes, ...]) -> list[int]:
+    # split_sections' cuts, for a document without fences: heading lines.
+    cuts = [0] if data.startswith(levels) else []
+    found = data.find(b"#", 1)
+    while found >= 0:
+        if data[found - 1] == 0x0A and data.startswith(levels, found):
+            cuts.append(found)
+        line_end = data.find(b"\n", found)
+        found = data.find(b"#", line_end + 1) if line_end >= 0 else -1
+    return cuts
+
+
+def _has_fence(data: bytes) -> bool:
+    """Whether a line opens with up to 3 spaces and then ``` or ~~~ (what fences start)."""
+    for mark in (b"`", b"~"):
+        run = mark * 3
+        probes = 0
+        found = data.find(mark)
+        while found >= 0:
+            probes += 1
+            if data.startswith(run, found):
+                line_start = data.rfind(b"\n", 0, found) + 1
+                if found - line_start <= 3 and not data[line_start:found].strip(b" "):
+                    return True
+            line_end = data.find(b"\n", found)
+            if line_end < 0:
+                break
+            # The first mark of a line decides; many marked lines: search runs only.
+            found = data.find(mark if probes < _FENCE_PROBES else run, line_end + 1)
+    return False

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
+from typing import Final
 
 from fermilink_state import _clock
-from fermilink_state._atomic import atomic_write_text
+from fermilink_state._atomic import atomic_write_chunks, atomic_write_text
 from fermilink_state._errors import StateCorruptError
 from fermilink_state._layout import WORKER_MEMORY_FILENAME
 from fermilink_state._locking import locked
-from fermilink_state._markdown import REFERENCE_LEVELS, SectionEditor
+from fermilink_state._markdown import (
+    REFERENCE_LEVELS,
+    LineEditor,
+    NotPlain,
+    PlainEditor,
+    SectionEditor,
+)
 from fermilink_state._results import ACCEPTED_STATUSES, _sanitize_cell, format_metric
 
 LAST_UPDATED_PREFIX = "- last_updated_utc: "
+_CHECK_BLOCK: Final = 64 * 1024
 
 
 def memory_template(
@@ -113,6 +122,26 @@ def decode_memory(path: Path, data: bytes) -> str:
         ) from None
 
 
+def check_utf8(path: Path, data: bytes) -> None:
+    """Raise :class:`StateCorruptError` (as :func:`decode_memory`) unless ``data`` is UTF-8.
+
+    Without building the decoded text: a pure-ASCII file is one fast scan, and
+    any other is decoded a block at a time (a whole-file string would cost more
+    than the edit it guards, in fresh pages of memory).
+    """
+    if data.isascii():
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), _CHECK_BLOCK):
+            decoder.decode(view[start : start + _CHECK_BLOCK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        decode_memory(path, data)  # raises, naming the line
+        raise
+
+
 def ensure_memory_file(
     path: Path,
     *,
@@ -205,26 +234,39 @@ def record_campaign_event(
             data = path.read_bytes()
         except OSError:
             return
-        content = decode_memory(path, data)
+        check_utf8(path, data)
         now = _clock.utc_now_z()
         metric_text = format_metric(primary_metric_value)
         summary = f"({commit}, {primary_metric_name}={metric_text})"
-        editor = SectionEditor(content, REFERENCE_LEVELS)
         accepted = status in ACCEPTED_STATUSES
-        if accepted:
-            editor.set_lines(
-                "### Latest accepted commit",
-                [
-                    f"- commit: {commit}",
-                    f"- primary_metric: {primary_metric_name}={metric_text}",
-                    f"- status: {status}",
-                ],
-            )
         description_text = _sanitize_cell(description)
-        editor.append_line("### Progress log", f"- [{now}] {status}: {description_text} {summary}")
-        editor.append_line(
-            "### Accepted experiments" if accepted else "### Rejected patterns",
-            f"- [{now}] {description_text} {summary}",
-        )
-        editor.set_metadata(LAST_UPDATED_PREFIX, now)
-        atomic_write_text(path, editor.text)
+
+        def record(editor: LineEditor) -> None:
+            if accepted:
+                editor.set_lines(
+                    "### Latest accepted commit",
+                    [
+                        f"- commit: {commit}",
+                        f"- primary_metric: {primary_metric_name}={metric_text}",
+                        f"- status: {status}",
+                    ],
+                )
+            editor.append_line(
+                "### Progress log", f"- [{now}] {status}: {description_text} {summary}"
+            )
+            editor.append_line(
+                "### Accepted experiments" if accepted else "### Rejected patterns",
+                f"- [{now}] {description_text} {summary}",
+            )
+            editor.set_metadata(LAST_UPDATED_PREFIX, now)
+
+        try:
+            # The usual memory file: edited as bytes, written as slices of them.
+            plain = PlainEditor(data, REFERENCE_LEVELS)
+            record(plain)
+            chunks: list[bytes | memoryview] = plain.chunks()
+        except NotPlain:
+            full = SectionEditor(data.decode("utf-8"), REFERENCE_LEVELS)
+            record(full)
+            chunks = [full.text.encode("utf-8")]
+        atomic_write_chunks(path, chunks)

@@ -1,0 +1,341 @@
+"""The byte-level fast path of memory edits: SectionEditor's result, or NotPlain.
+
+``PlainEditor`` edits a plain memory file (LF, no BOM, no fences, ...) as
+bytes, without decoding or copying it. Whatever it accepts must come out
+byte for byte as ``SectionEditor`` makes it; everything else must raise
+``NotPlain`` before anything is written, so the caller falls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fermilink_state as fs
+from fermilink_state import _clock, _markdown, _memory
+from fermilink_state._atomic import atomic_write_chunks
+from fermilink_state._errors import StateCorruptError
+from fermilink_state._markdown import (
+    REFERENCE_LEVELS,
+    LineEditor,
+    NotPlain,
+    PlainEditor,
+    SectionEditor,
+    _has_fence,
+)
+
+Edit = tuple[str, str, Sequence[str]]
+
+MEMORY = (
+    "# FermiLink Optimize Memory\n"
+    "\n"
+    "- package_id: pkg\n"
+    "- last_updated_utc: 2026-01-01T00:00:00Z\n"
+    "\n"
+    "## Short-Term Memory (Operational)\n"
+    "### Latest accepted commit\n"
+    "- commit: pending\n"
+    "### Progress log\n"
+    "\n"
+    "- [t0] rejected: first (abc, t=1)\n"
+    "\n"
+    "## Long-Term Memory (Persistent)\n"
+    "### Benchmark contract\n"
+    "- Benchmark file: `bench.yaml`\n"
+    "### Accepted experiments\n"
+    "- [t0] kept (abc, t=1)\n"
+    "### Rejected patterns\n"
+    "- [t0] first (abc, t=1)\n"
+    "### Open hypotheses\n"
+    "- Review `skills/` first.\n"
+)
+EVENT: list[Edit] = [
+    ("set", "### Latest accepted commit", ["- commit: def", "- status: accepted"]),
+    ("append", "### Progress log", ["- [t1] accepted: faster µs (def, t=0.5)"]),
+    ("append", "### Accepted experiments", ["- [t1] faster µs (def, t=0.5)"]),
+    ("meta", "- last_updated_utc: ", ["t1"]),
+]
+
+
+def _apply(editor: LineEditor, edits: Sequence[Edit]) -> None:
+    for kind, target, payload in edits:
+        if kind == "set":
+            editor.set_lines(target, payload)
+        elif kind == "append":
+            editor.append_line(target, payload[0])
+        else:
+            editor.set_metadata(target, payload[0])
+
+
+def _full(data: bytes, edits: Sequence[Edit]) -> bytes:
+    editor = SectionEditor(data.decode("utf-8"), REFERENCE_LEVELS)
+    _apply(editor, edits)
+    return editor.text.encode("utf-8")
+
+
+def _plain(data: bytes, edits: Sequence[Edit]) -> bytes:
+    editor = PlainEditor(data, REFERENCE_LEVELS)
+    _apply(editor, edits)
+    return b"".join(editor.chunks())
+
+
+# --- the fast path is taken, and agrees ------------------------------------------
+
+
+def test_an_event_on_a_plain_memory_file_takes_the_fast_path_and_agrees() -> None:
+    data = MEMORY.encode()
+    assert _plain(data, EVENT) == _full(data, EVENT)
+
+
+def test_the_fast_path_leaves_the_old_bytes_uncopied() -> None:
+    editor = PlainEditor(MEMORY.encode(), REFERENCE_LEVELS)
+    _apply(editor, EVENT)
+    views = [chunk for chunk in editor.chunks() if isinstance(chunk, memoryview)]
+    assert sum(len(view) for view in views) > len(MEMORY) // 2
+
+
+def test_a_rejected_event_leaves_the_latest_commit_alone() -> None:
+    data = MEMORY.encode()
+    edits = [EVENT[1], ("append", "### Rejected patterns", ["- [t1] slower"]), EVENT[3]]
+    assert _plain(data, edits) == _full(data, edits)
+
+
+def test_a_crlf_line_after_an_lf_first_line_keeps_its_cr() -> None:
+    data = MEMORY.replace("- last_updated_utc: 2026-01-01T00:00:00Z\n", "- last_updated_utc: x\r\n")
+    data_bytes = data.replace("### Progress log\n", "### Progress log\r\n").encode()
+    assert _plain(data_bytes, EVENT) == _full(data_bytes, EVENT)
+
+
+# --- everything else is left to SectionEditor ----------------------------------------
+
+NOT_PLAIN_DOCUMENTS = {
+    "crlf": MEMORY.replace("\n", "\r\n"),
+    "bom": "\ufeff" + MEMORY,
+    "no_final_newline": MEMORY.rstrip("\n"),
+    "fence": MEMORY + "```\n## code\n```\n",
+    "indented_fence": MEMORY + "   ~~~~\n",
+    "placeholder": MEMORY.replace("- [t0] rejected: first (abc, t=1)", "  - none yet "),
+    "initialized": MEMORY.replace("- [t0] kept (abc, t=1)", "- Campaign initialized."),
+    "no_metadata": MEMORY.replace("- last_updated_utc: ", "- updated: "),
+    "no_progress_log": MEMORY.replace("### Progress log", "### Log"),
+}
+
+
+@pytest.mark.parametrize("text", NOT_PLAIN_DOCUMENTS.values(), ids=NOT_PLAIN_DOCUMENTS.keys())
+def test_documents_that_are_not_plain_raise_not_plain(text: str) -> None:
+    with pytest.raises(NotPlain):
+        _plain(text.encode(), EVENT)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["two\nlines", "carriage\rreturn", "tab\there", "## heading", "   ```fence", "~~~", "\u2028"],
+)
+def test_inserted_lines_that_could_change_the_structure_raise_not_plain(line: str) -> None:
+    with pytest.raises(NotPlain):
+        _plain(MEMORY.encode(), [("append", "### Progress log", [line])])
+
+
+def test_a_section_edited_twice_raises_not_plain() -> None:
+    edits: list[Edit] = [
+        ("append", "### Progress log", ["- one"]),
+        ("append", "### Progress log", ["- two"]),
+    ]
+    with pytest.raises(NotPlain):
+        _plain(MEMORY.encode(), edits)
+
+
+def test_metadata_in_an_edited_section_raises_not_plain() -> None:
+    edits: list[Edit] = [
+        ("append", "### Rejected patterns", ["- x"]),
+        ("meta", "- [t0] first", ["changed"]),
+    ]
+    with pytest.raises(NotPlain):
+        _plain(MEMORY.encode(), edits)
+
+
+# --- any document, any edits: NotPlain or SectionEditor's bytes --------------------
+
+# Plain lines weigh more, so that most drawn documents take the fast path.
+_PLAIN_LINES = [
+    "## Short",
+    "### Progress log",
+    "### Rejected patterns",
+    "- last_updated_utc: old",
+    "- [t] entry (c, m=1)",
+    "",
+    "text # not a heading",
+    "é µ ünïcode",
+    "trailing  ",
+    "#### deeper",
+    "`inline` code",
+]
+_ODD_LINES = [
+    "# Title",
+    "##no space",
+    "- none yet",
+    "  - none yet  ",
+    "- Campaign initialized.",
+    "x - last_updated_utc: inline",
+    "```",
+    "   ~~~py",
+    "    ```",
+    "``x``",
+    "weird\x0cline\u2028here",
+]
+_PLAIN_PAYLOADS = ["- new entry", "- µs faster", "- [t] x (c, m=2)", ""]
+_ODD_PAYLOADS = [
+    "- none yet",
+    "a\nb",
+    "## made heading",
+    "```",
+    "tab\there",
+    "- last_updated_utc: x",
+]
+_HEADINGS = ["### Progress log", "### Rejected patterns", "## Short", "### Missing"]
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> bytes:
+    # A preamble, then sections under headings the edits aim at, in any order.
+    body = st.lists(st.sampled_from(_PLAIN_LINES * 6 + _ODD_LINES), max_size=5)
+    lines = draw(body)
+    for heading in draw(st.permutations(_HEADINGS[:3])):
+        lines += [heading, *draw(body)]
+    endings = draw(st.lists(st.sampled_from(["\n"] * 15 + ["\r\n"]), min_size=len(lines)))
+    text = "".join(line + ending for line, ending in zip(lines, endings, strict=False))
+    if draw(st.sampled_from([False] * 9 + [True])):
+        text = text.rstrip("\n")
+    if draw(st.sampled_from([False] * 19 + [True])):
+        text = "\ufeff" + text
+    return text.encode()
+
+
+_PAYLOAD = st.sampled_from(_PLAIN_PAYLOADS * 6 + _ODD_PAYLOADS)
+_TARGET = st.sampled_from(_HEADINGS[:3] * 3 + _HEADINGS[3:])
+_EDITS = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), st.sampled_from(_HEADINGS), st.lists(_PAYLOAD, max_size=3)),
+        st.tuples(
+            st.just("append"),
+            st.sampled_from(_HEADINGS),
+            st.lists(_PAYLOAD, min_size=1, max_size=1),
+        ),
+        st.tuples(
+            st.just("meta"),
+            st.sampled_from(["- last_updated_utc: "] * 4 + ["- none", "x - ", "## Sh"]),
+            st.lists(st.sampled_from(["now"] * 6 + ["a\nb", "µ"]), min_size=1, max_size=1),
+        ),
+    ),
+    max_size=4,
+    unique_by=lambda edit: edit[1],  # as an event: each section edited once
+)
+
+
+@settings(max_examples=600, derandomize=True, database=None, deadline=None)
+@given(data=_documents(), edits=_EDITS)
+def test_property_plain_editor_gives_section_editors_bytes_or_not_plain(
+    data: bytes, edits: list[Edit]
+) -> None:
+    try:
+        fast = _plain(data, edits)
+    except NotPlain:
+        return
+    assert fast == _full(data, edits)
+
+
+# --- fences, UTF-8 and the chunked write ------------------------------------------
+
+
+@pytest.mark.parametrize("line", ["```", "   ```py", "~~~", "  ~~~~ x", "````"])
+def test_fence_lines_are_found(line: str) -> None:
+    assert _has_fence(f"a\n{line}\nb\n".encode())
+
+
+@pytest.mark.parametrize("line", ["    ```", "`inline`", "``x``", "a ```", "~~", "x~~~"])
+def test_lines_that_open_no_fence_are_not_fences(line: str) -> None:
+    assert not _has_fence(f"a\n{line}\nb\n".encode())
+
+
+def test_a_fence_after_many_inline_backticks_is_found() -> None:
+    inline = "- `code` here\n" * (3 * _markdown._FENCE_PROBES)
+    assert not _has_fence(inline.encode())
+    assert _has_fence((inline + "```\n").encode())
+
+
+def test_check_utf8_accepts_a_character_split_by_the_block_boundary(tmp_path: Path) -> None:
+    data = b"a" * (_memory._CHECK_BLOCK - 1) + "€".encode() + b"\n"
+    _memory.check_utf8(tmp_path / "memory.md", data)
+
+
+def test_check_utf8_names_the_line_of_a_bad_byte_in_a_later_block(tmp_path: Path) -> None:
+    data = ("é\n" * _memory._CHECK_BLOCK).encode() + b"\xff\n"
+    with pytest.raises(StateCorruptError) as caught:
+        _memory.check_utf8(tmp_path / "memory.md", data)
+    assert caught.value.line == _memory._CHECK_BLOCK + 1
+
+
+def test_check_utf8_rejects_a_truncated_final_character(tmp_path: Path) -> None:
+    with pytest.raises(StateCorruptError):
+        _memory.check_utf8(tmp_path / "memory.md", "x€".encode()[:-1])
+
+
+def test_atomic_write_chunks_writes_them_one_after_the_other(tmp_path: Path) -> None:
+    path = tmp_path / "file.md"
+    old = memoryview(b"0123456789")
+    atomic_write_chunks(path, [old[:3], b"-", old[3:]])
+    assert path.read_bytes() == b"012-3456789"
+
+
+# --- record_campaign_event: both paths write the same bytes ------------------------
+
+
+@pytest.mark.parametrize("status", ["accepted", "baseline", "rejected"])
+@pytest.mark.parametrize("document", ["plain", "crlf"])
+def test_record_campaign_event_fast_and_full_paths_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: str, document: str
+) -> None:
+    text = MEMORY if document == "plain" else MEMORY.replace("\n", "\r\n")
+    fast, full = tmp_path / "fast.md", tmp_path / "full.md"
+    fast.write_bytes(text.encode())
+    full.write_bytes(text.encode())
+    event: dict[str, Any] = {
+        "commit": "c0ffee",
+        "primary_metric_name": "runtime",
+        "primary_metric_value": 0.5,
+        "status": status,
+        "description": "unrolled  the   loop, µs",
+    }
+    _clock.freeze("2026-02-03T04:05:06.000007Z")
+    try:
+        fs.record_campaign_event(fast, **event)
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise NotPlain
+
+        monkeypatch.setattr(_memory, "PlainEditor", refuse)
+        fs.record_campaign_event(full, **event)
+    finally:
+        _clock.freeze(None)
+    assert fast.read_bytes() == full.read_bytes()
+
+
+def test_record_campaign_event_on_bad_utf8_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "memory.md"
+    data = MEMORY.encode() + b"\xc3(\n"
+    path.write_bytes(data)
+    with pytest.raises(StateCorruptError):
+        fs.record_campaign_event(
+            path,
+            commit="c",
+            primary_metric_name="m",
+            primary_metric_value=1,
+            status="rejected",
+            description="d",
+        )
+    assert path.read_bytes() == data
