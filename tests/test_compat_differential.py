@@ -1565,6 +1565,43 @@ def test_property_recent_results_text_matches_reference_across_tail_blocks(
     assert ours == reference.recent_results_text(path, limit=limit)
 
 
+def _with_insertions(base: str, insertions: list[tuple[int, str]]) -> str:
+    lines = base.split("\n")
+    for position, line in insertions:
+        lines.insert(position % len(lines), line)
+    return "\n".join(lines)
+
+
+# A memory whose placeholders are gone (as after a few events), with random
+# lines inserted: the shape most campaign events edit.
+CAMPAIGN_MEMORY = _after_events(
+    str(reference._append_section_line(TEMPLATE, "### Accepted experiments", "- a1"))
+)
+campaign_documents = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=200), memory_lines), max_size=4
+).map(lambda insertions: _with_insertions(CAMPAIGN_MEMORY, insertions))
+
+
+@PROPERTY_SETTINGS
+@given(
+    content=campaign_documents,
+    arguments=st.fixed_dictionaries(
+        {
+            "status": st.sampled_from(STATUSES) | plain_lines,
+            "commit": plain_lines,
+            "primary_metric_name": plain_lines,
+            "primary_metric_value": st.sampled_from(list(METRICS.values())) | plain_lines,
+            "description": st.none() | st.text(max_size=12).filter(bool),
+        }
+    ),
+)
+def test_property_record_campaign_event_matches_reference_on_campaign_memories(
+    twin: Twin, content: str, arguments: dict[str, object]
+) -> None:
+    theirs, ours = twin.edit_file(_event(**arguments), content.encode())
+    assert ours == theirs
+
+
 @settings(PROPERTY_SETTINGS, max_examples=100)
 @given(
     row=st.fixed_dictionaries(
