@@ -36,7 +36,7 @@ ACCEPTED_STATUSES: Final = ("baseline", "accepted")
 
 # Everything str.splitlines() breaks a line on, plus the tab: none may reach a cell.
 _CELL_BREAKS: Final = re.compile("[\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-_TAIL_BLOCK: Final = 64 * 1024
+_TAIL_BLOCK: Final = 4096  # ~50 rows: eight of them nearly always fit in one read
 _NUMBER: Final = re.compile(
     r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|nan|inf|infinity)",
     re.IGNORECASE,
