@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -403,3 +404,18 @@ def test_lock_payload_has_what_acquire_run_lock_writes(tmp_path: Path) -> None:
 def test_result_row_default_baseline_is_a_baseline() -> None:
     assert isinstance(DEFAULT_BASELINE, ResultRow)
     assert DEFAULT_BASELINE.status == "baseline"
+
+
+@pytest.mark.parametrize(
+    "public", [FrozenClock, LiveRunLockHolder, OptimizeProject, Snapshot], ids=lambda t: t.__name__
+)
+def test_types_name_their_public_module(public: type) -> None:
+    import fermilink_state.testing
+
+    assert public.__module__ == "fermilink_state.testing"
+    assert getattr(fermilink_state.testing, public.__name__) is public
+
+
+def test_project_pickles_by_its_public_name(tmp_path: Path) -> None:
+    project = OptimizeProject(tmp_path)
+    assert pickle.loads(pickle.dumps(project)) == project

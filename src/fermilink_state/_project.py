@@ -530,3 +530,10 @@ class LiveRunLockHolder:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# Reprs, pickles and documentation name the public home of these types,
+# whichever module imported them first.
+for _public in (FrozenClock, LiveRunLockHolder, OptimizeProject, ProjectFactory, Snapshot):
+    _public.__module__ = "fermilink_state.testing"
+del _public
