@@ -219,6 +219,17 @@ def test_conftest_imports_fixtures_by_name(pytester: pytest.Pytester, run: Runne
     assert _our_warnings(result) == []
 
 
+@pytest.mark.parametrize("plugin", [[], ["-p", "fermilink_state"]], ids=["alone", "with-plugin"])
+def test_conftest_star_import_gives_every_fixture(
+    pytester: pytest.Pytester, plugin: list[str]
+) -> None:
+    # Fixtures only: a star import of the hooks would register the option twice.
+    _write(pytester, "conftest.py", "from fermilink_state.plugin import *  # noqa: F403\n")
+    _write(pytester, "test_every_fixture.py", EVERY_FIXTURE)
+    result = pytester.runpytest(*plugin)
+    result.assert_outcomes(passed=EVERY_FIXTURE_TESTS)
+
+
 def test_conftest_imports_fixture_without_its_sibling(pytester: pytest.Pytester) -> None:
     _write(pytester, "conftest.py", "from fermilink_state.plugin import seeded_project\n")
     _write(pytester, "test_one.py", "def test_one(optimize_project):\n    pass\n")

@@ -32,6 +32,20 @@ from fermilink_state._project import (
     write_stale_run_lock,
 )
 
+# The fixtures: what ``from fermilink_state.plugin import *`` gives a conftest
+# (not the hooks, which belong to the registered plugin alone).
+__all__ = [
+    "frozen_utc",
+    "live_run_lock",
+    "make_optimize_project",
+    "optimize_project",
+    "seeded_memory",
+    "seeded_project",
+    "seeded_results",
+    "shared_optimize_project",
+    "stale_run_lock",
+]
+
 MARKER: Final = "fermilink_seed"
 KEEP_OPTION: Final = "--fermilink-keep"
 REPORT_SECTION: Final = "fermilink-state project"
