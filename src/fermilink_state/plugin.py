@@ -15,22 +15,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from fermilink_state._project import (
-    SEED_KEYS,
-    FrozenClock,
-    LiveRunLockHolder,
-    OptimizeProject,
-    ProjectFactory,
-    new_project,
-    open_shared_project,
-    remove_project,
-    seed_project,
-    write_stale_run_lock,
-)
+if TYPE_CHECKING:
+    # The engine is imported by the fixtures on first use: a session that
+    # uses none of them (or only collects) does not pay for it at start-up.
+    from fermilink_state._project import FrozenClock, OptimizeProject, ProjectFactory
 
 # The fixtures: what ``from fermilink_state.plugin import *`` gives a conftest
 # (not the hooks, which belong to the registered plugin alone).
@@ -62,9 +54,9 @@ _MARKER_HELP: Final = (
 )
 
 # Per test item: the projects made for it, and the one optimize_project returns.
-_PROJECTS = pytest.StashKey[list[OptimizeProject]]()
-_PROJECT = pytest.StashKey[OptimizeProject]()
-_SEEDED = pytest.StashKey[bool]()
+_PROJECTS: Final[pytest.StashKey[list[OptimizeProject]]] = pytest.StashKey()
+_PROJECT: Final[pytest.StashKey[OptimizeProject]] = pytest.StashKey()
+_SEEDED: Final[pytest.StashKey[bool]] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -146,6 +138,8 @@ def _keep(config: pytest.Config) -> bool:
 
 
 def _register(request: pytest.FixtureRequest, project: OptimizeProject) -> OptimizeProject:
+    from fermilink_state._project import remove_project
+
     request.node.stash.setdefault(_PROJECTS, []).append(project)
     if not _keep(request.config):
         request.addfinalizer(lambda: remove_project(project))
@@ -160,6 +154,8 @@ def _clock_first(request: pytest.FixtureRequest) -> None:
 
 
 def _marker_seed(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
+    from fermilink_state._project import SEED_KEYS
+
     seed: dict[str, Any] = {}
     for mark in reversed(list(node.iter_markers(MARKER))):
         unknown = sorted(set(mark.kwargs) - set(SEED_KEYS))
@@ -177,6 +173,8 @@ def _marker_seed(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
 
 
 def _test_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeProject:
+    from fermilink_state._project import new_project
+
     project: OptimizeProject | None = request.node.stash.get(_PROJECT, None)
     if project is None:
         project = _register(request, new_project(tmp_path / PROJECT_DIRNAME))
@@ -185,6 +183,8 @@ def _test_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizePro
 
 
 def _seeded_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeProject:
+    from fermilink_state._project import seed_project
+
     project = _test_project(request, tmp_path)
     if not request.node.stash.get(_SEEDED, False):
         _clock_first(request)
@@ -233,6 +233,8 @@ def make_optimize_project(request: pytest.FixtureRequest, tmp_path: Path) -> Pro
     Seeded like ``seeded_project`` (the test's ``fermilink_seed`` marker, then
     the keyword arguments); ``seeded=False`` gives an empty project.
     """
+    from fermilink_state._project import new_project, seed_project
+
     numbers = itertools.count(1)
     marker_seed = _marker_seed(request.node)
 
@@ -253,6 +255,8 @@ def frozen_utc() -> Iterator[FrozenClock]:
 
     Every writer that stamps a time reads it; restored at teardown.
     """
+    from fermilink_state._project import FrozenClock
+
     with FrozenClock() as clock:
         yield clock
 
@@ -260,6 +264,8 @@ def frozen_utc() -> Iterator[FrozenClock]:
 @pytest.fixture
 def stale_run_lock(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """Write ``optimize_project``'s run lock as held by a dead process; return its payload."""
+    from fermilink_state._project import write_stale_run_lock
+
     _clock_first(request)
     return write_stale_run_lock(_test_project(request, tmp_path).root)
 
@@ -270,6 +276,8 @@ def live_run_lock(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[di
 
     The holder is a real child process, ended at teardown.
     """
+    from fermilink_state._project import LiveRunLockHolder
+
     _clock_first(request)
     with LiveRunLockHolder(_test_project(request, tmp_path).root) as holder:
         yield holder.payload
@@ -285,6 +293,8 @@ def shared_optimize_project(
     (``getbasetemp().parent`` on a worker), under an inter-process lock:
     pytest-xdist's documented recipe. Never removed by the plugin.
     """
+    from fermilink_state._project import open_shared_project
+
     base = tmp_path_factory.getbasetemp()
     # A worker is told by its config, not by PYTEST_XDIST_WORKER: pytester
     # sub-runs inherit the environment of the worker that starts them.
