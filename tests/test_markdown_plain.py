@@ -92,11 +92,14 @@ def test_an_event_on_a_plain_memory_file_takes_the_fast_path_and_agrees() -> Non
     assert _plain(data, EVENT) == _full(data, EVENT)
 
 
-def test_the_fast_path_leaves_the_old_bytes_uncopied() -> None:
-    editor = PlainEditor(MEMORY.encode(), REFERENCE_LEVELS)
+def test_the_fast_path_leaves_the_bulk_of_the_old_bytes_uncopied() -> None:
+    entries = "".join(f"- [t{number}] tried {number} (abc, t=1)\n" for number in range(500))
+    data = MEMORY.replace("### Accepted experiments\n", f"{entries}### Accepted experiments\n")
+    editor = PlainEditor(data.encode(), REFERENCE_LEVELS)
     _apply(editor, EVENT)
-    views = [chunk for chunk in editor.chunks() if isinstance(chunk, memoryview)]
-    assert sum(len(view) for view in views) > len(MEMORY) // 2
+    chunks = editor.chunks()
+    copied = sum(len(chunk) for chunk in chunks if not isinstance(chunk, memoryview))
+    assert (b"".join(chunks) == _full(data.encode(), EVENT), copied < 8192) == (True, True)
 
 
 def test_a_rejected_event_leaves_the_latest_commit_alone() -> None:
@@ -285,6 +288,39 @@ def test_check_utf8_rejects_a_truncated_final_character(tmp_path: Path) -> None:
         _memory.check_utf8(tmp_path / "memory.md", "x€".encode()[:-1])
 
 
+@pytest.mark.parametrize("fsync", ["0", "1"])
+def test_a_failing_check_leaves_the_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: str
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", fsync)
+    path = tmp_path / "file.md"
+    path.write_bytes(b"old\n")
+
+    def refuse() -> None:
+        raise NotPlain
+
+    with pytest.raises(NotPlain):
+        atomic_write_chunks(path, [b"new\n"], check=refuse)
+    assert sorted(tmp_path.iterdir()) == [path]
+    assert path.read_bytes() == b"old\n"
+
+
+@pytest.mark.parametrize("fsync", ["0", "1"])
+def test_a_passing_check_runs_once_the_data_is_in_the_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: str
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", fsync)
+    path = tmp_path / "file.md"
+    seen: list[bytes] = []
+
+    def look() -> None:
+        (temp,) = (entry for entry in tmp_path.iterdir() if entry.name.endswith(".tmp"))
+        seen.append(temp.read_bytes())
+
+    atomic_write_chunks(path, [b"ne", b"w\n"], check=look)
+    assert (seen, path.read_bytes()) == ([b"new\n"], b"new\n")
+
+
 def test_atomic_write_chunks_writes_them_one_after_the_other(tmp_path: Path) -> None:
     path = tmp_path / "file.md"
     old = memoryview(b"0123456789")
@@ -323,6 +359,28 @@ def test_record_campaign_event_fast_and_full_paths_agree(
     finally:
         _clock.freeze(None)
     assert fast.read_bytes() == full.read_bytes()
+
+
+def test_first_event_on_the_template_drops_its_placeholders_and_leaves_no_temp(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "memory.md"
+    fs.ensure_memory_file(
+        path, package_id="p", benchmark_id="b", benchmark_rel="b.yaml", optimize_branch="o"
+    )
+    template = path.read_bytes()
+    fs.record_campaign_event(
+        path,
+        commit="c",
+        primary_metric_name="m",
+        primary_metric_value=1,
+        status="rejected",
+        description="d",
+    )
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["memory.md", "memory.md.lock"]
+    data = path.read_bytes()
+    counts = (data.count(b"- Campaign initialized."), data.count(b"- none yet"))
+    assert counts == (0, template.count(b"- none yet") - 1)
 
 
 def test_record_campaign_event_on_bad_utf8_changes_nothing(tmp_path: Path) -> None:

@@ -234,7 +234,6 @@ def record_campaign_event(
             data = path.read_bytes()
         except OSError:
             return
-        check_utf8(path, data)
         now = _clock.utc_now_z()
         metric_text = format_metric(primary_metric_value)
         summary = f"({commit}, {primary_metric_name}={metric_text})"
@@ -261,12 +260,17 @@ def record_campaign_event(
             editor.set_metadata(LAST_UPDATED_PREFIX, now)
 
         try:
-            # The usual memory file: edited as bytes, written as slices of them.
+            # The usual memory file: edited as bytes, written as slices of them,
+            # and checked (UTF-8, placeholders) while the disk writes the result.
             plain = PlainEditor(data, REFERENCE_LEVELS)
             record(plain)
-            chunks: list[bytes | memoryview] = plain.chunks()
+
+            def verify() -> None:
+                check_utf8(path, data)
+                plain.verify()
+
+            atomic_write_chunks(path, plain.chunks(verify=False), check=verify)
         except NotPlain:
-            full = SectionEditor(data.decode("utf-8"), REFERENCE_LEVELS)
+            full = SectionEditor(decode_memory(path, data), REFERENCE_LEVELS)
             record(full)
-            chunks = [full.text.encode("utf-8")]
-        atomic_write_chunks(path, chunks)
+            atomic_write_text(path, full.text)
