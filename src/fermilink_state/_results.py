@@ -77,24 +77,43 @@ def format_result_row(
     description: str,
 ) -> str:
     """One ledger line, newline included: always six fields on one line."""
-    return _row_line(
-        (iteration, commit, status, primary_metric_name, primary_metric_value, description)
+    return _rows_text(
+        [(iteration, commit, status, primary_metric_name, primary_metric_value, description)]
     )
 
 
-def _row_line(cells: tuple[object, object, object, object, object, object]) -> str:
-    # One tuple, no keywords: append_results formats thousands of rows with it.
-    iteration, commit, status, name, value, description = cells
-    if type(value) is float:
-        metric = f"{value:.12g}"
-    elif isinstance(value, int | float):
-        metric = f"{float(value):.12g}"
-    else:
-        metric = _plain_cell(value)
-    return (
-        f"{int(iteration)}\t{_plain_cell(commit)}\t{_plain_cell(status)}\t"  # type: ignore[call-overload]
-        f"{_plain_cell(name)}\t{metric}\t{_sanitize_cell(description)}\n"
-    )
+_Cells = tuple[object, object, object, object, object, object]
+
+
+def _rows_text(rows: Iterable[_Cells]) -> str:
+    """Ledger lines for rows of six raw cells, formatted as ``append_result`` does."""
+    # One tight loop with the common case inlined: append_results formats
+    # thousands of rows, and a function call per cell would double its cost.
+    lines: list[str] = []
+    for iteration, commit, status, name, value, description in rows:
+        if type(value) is float:
+            metric = f"{value:.12g}"
+        elif isinstance(value, int | float):
+            metric = f"{float(value):.12g}"
+        else:
+            metric = _plain_cell(value)
+        commit_cell = (
+            commit if type(commit) is str and commit.isprintable() else _plain_cell(commit)
+        )
+        status_cell = (
+            status if type(status) is str and status.isprintable() else _plain_cell(status)
+        )
+        name_cell = name if type(name) is str and name.isprintable() else _plain_cell(name)
+        folded = (
+            " ".join(description.split())
+            if type(description) is str
+            else _sanitize_cell(description)
+        )
+        lines.append(
+            f"{int(iteration)}\t{commit_cell}\t{status_cell}\t{name_cell}\t"  # type: ignore[call-overload]
+            f"{metric}\t{folded}\n"
+        )
+    return "".join(lines)
 
 
 def ensure_results_file(path: Path) -> bool:
@@ -190,35 +209,35 @@ def append_results(
     Each row is a :class:`ResultRow` or a mapping with :func:`append_result`'s
     keyword names.
     """
-    lines: list[str] = []
-    for row in rows:
-        if isinstance(row, ResultRow):
-            cells: tuple[object, object, object, object, object, object] = (
-                row.iteration,
-                row.commit,
-                row.status,
-                row.primary_metric_name,
-                row.primary_metric_value,
-                row.description,
-            )
-        else:
-            # Raw values, converted as append_result converts them (a None
-            # description is empty there, not "None").
-            cells = (
-                row["iteration"],
-                row["commit"],
-                row["status"],
-                row["primary_metric_name"],
-                row["primary_metric_value"],
-                row.get("description", ""),
-            )
-        lines.append(_row_line(cells))
-    if not lines:
+    # Raw values, converted as append_result converts them (a None
+    # description is empty there, not "None").
+    cells: list[_Cells] = [
+        (
+            row.iteration,
+            row.commit,
+            row.status,
+            row.primary_metric_name,
+            row.primary_metric_value,
+            row.description,
+        )
+        if isinstance(row, ResultRow)
+        else (
+            row["iteration"],
+            row["commit"],
+            row["status"],
+            row["primary_metric_name"],
+            row["primary_metric_value"],
+            row.get("description", ""),
+        )
+        for row in rows
+    ]
+    if not cells:
         return 0
+    text = _rows_text(cells)
     _require_folder(path)
     with locked(path, timeout=timeout):
-        _append_locked(path, "".join(lines))
-    return len(lines)
+        _append_locked(path, text)
+    return len(cells)
 
 
 @dataclass(frozen=True, slots=True)
