@@ -68,8 +68,8 @@ class Plan:
         # stated at that size, and the reference needs only a few reads of it.
         tail = (10_000, 100_000, 1_000_000)
         if short:
-            return cls(True, 5, tail, (1_000, 5_000), 5_000, 8, 250, 12, 5)
-        return cls(False, 9, tail, (1_000, 5_000, 20_000), 5_000, 8, 800, 30, 11)
+            return cls(True, 7, tail, (1_000, 5_000), 5_000, 8, 250, 12, 7)
+        return cls(False, 15, tail, (1_000, 5_000, 20_000), 5_000, 8, 800, 30, 11)
 
 
 @dataclass(frozen=True)
@@ -943,9 +943,13 @@ def target_lines(report: Report) -> list[list[str]]:
             verdict = "missed by less than half (tolerated by --short)"
         else:
             verdict = "MISSED"
-        shown = f"{target.shown}; {target.basis}" if target.basis else target.shown
-        lines.append([target.name, target.goal, shown, verdict])
+        lines.append([target.name, target.goal, target.shown, verdict])
     return lines
+
+
+def basis_lines(report: Report) -> list[str]:
+    """What a target is judged on, where that needs saying."""
+    return [f"{target.name}: {target.basis}" for target in report.targets if target.basis]
 
 
 def print_report(report: Report, about: list[tuple[str, str]], elapsed: float) -> None:
@@ -967,6 +971,8 @@ def print_report(report: Report, about: list[tuple[str, str]], elapsed: float) -
         print(f"Note: {line}")
     print("\nTargets:")
     print(text_table(TARGET_HEADER, target_lines(report)))
+    for line in basis_lines(report):
+        print(f"Judged: {line}")
     for mismatch in report.mismatches:
         print(f"MISMATCH: {mismatch}")
 
@@ -986,6 +992,7 @@ def readme_section(report: Report, about: list[tuple[str, str]]) -> str:
         markdown_table(COST_HEADER, cost_lines(report)),
         "",
         *[f"- Growth of {line}." for line in report.growth],
+        *[f"- {line[0].upper()}{line[1:]}." for line in report.notes],
         "",
         "Concurrent writer processes on one campaign (lost: missing or torn at the end; "
         "state errors: a write that raised or a read that found no valid JSON):",
@@ -995,6 +1002,8 @@ def readme_section(report: Report, about: list[tuple[str, str]]) -> str:
         "Targets:",
         "",
         markdown_table(TARGET_HEADER, target_lines(report)),
+        "",
+        *[f"- {line}." for line in basis_lines(report)],
     ]
     return "\n".join(parts) + "\n"
 
