@@ -24,6 +24,10 @@ LOCK_ENV: Final = "FERMILINK_STATE_LOCK"
 TIMEOUT_ENV: Final = "FERMILINK_STATE_LOCK_TIMEOUT"
 DEFAULT_TIMEOUT: Final = 60.0
 LOCK_SUFFIX: Final = ".lock"
+# How often a waiter retries a held lock. filelock's default (50 ms) leaves the
+# lock idle for up to that long at each hand-over: 8 appenders then lose up to
+# half their throughput. 10 ms costs a waiter ~100 cheap wake-ups a second.
+POLL_INTERVAL: Final = 0.01
 
 _locks: dict[tuple[str, str], BaseFileLock] = {}
 # The same objects keyed by the caller's absolute path: a lookup that skips
@@ -110,7 +114,7 @@ class _Held:
 
     def __enter__(self) -> None:
         try:
-            self._lock.acquire(timeout=self._wait)
+            self._lock.acquire(timeout=self._wait, poll_interval=POLL_INTERVAL)
         except _filelock_api()[2]:
             raise StateLockTimeout(self._lock.lock_file, self._wait) from None
         except OSError as error:  # e.g. a read-only folder: the lock file cannot be made
