@@ -7,8 +7,10 @@ and fsync ON (``FERMILINK_STATE_FSYNC`` is forced to 1 here, which tox's test
 settings turn off, except in the one row that says "fsync off").
 
     python benchmarks/bench.py                 # full run; exit 1 if a target is missed
-    python benchmarks/bench.py --short         # ~2 minutes; fails only on a miss by over half
+    python benchmarks/bench.py --short         # smaller sizes, well under 2 minutes;
+                                               # fails only on a miss by more than half
     python benchmarks/bench.py --update-readme # full run, then rewrite the README table
+    python benchmarks/bench.py --dir /mnt/nfs  # benchmark another filesystem
 """
 
 from __future__ import annotations
@@ -242,7 +244,7 @@ def durable_replace(path: Path, data: bytes) -> None:
 
 
 class Counted:
-    """Calls ``function(path, **fields(n))`` with n = start, start + 1, ... on each call."""
+    """Calls ``function(path, **fields(n))`` with a new n each call (rows and events differ)."""
 
     def __init__(
         self, function: Callable[..., object], path: Path, fields: Callable[[int], dict[str, Any]]
@@ -345,7 +347,7 @@ class Bench:
             theirs = functools.partial(self.reference.recent_results_text, path, limit=8)
             mine = functools.partial(self.ours.recent_results_text, path, limit=8)
             self.check_same(f"recent_results_text at {rows:,} rows", theirs(), mine())
-            # About 0.2 s of reference reading per round, whatever the length.
+            # Several reference reads per round of the short ledgers, one of the longest.
             costs = interleaved(
                 {"reference": theirs, "ours": mine},
                 rounds=self.plan.rounds,
@@ -1036,7 +1038,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--short",
         action="store_true",
-        help="smaller sizes, ~2 minutes; fails only when a target is missed by over half",
+        help="smaller sizes, well under 2 minutes; fails only on a miss by more than half",
     )
     parser.add_argument(
         "--update-readme",

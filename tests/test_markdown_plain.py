@@ -321,6 +321,17 @@ def test_a_passing_check_runs_once_the_data_is_in_the_temp(
     assert (seen, path.read_bytes()) == ([b"new\n"], b"new\n")
 
 
+def test_a_large_file_checked_while_it_is_synced_is_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
+    path = tmp_path / "file.md"
+    big = bytes(range(256)) * 1024  # past the size where writeback starts early
+    checked: list[bool] = []
+    atomic_write_chunks(path, [big, b"end"], check=lambda: checked.append(True))
+    assert (checked, path.read_bytes() == big + b"end") == ([True], True)
+
+
 def test_atomic_write_chunks_writes_them_one_after_the_other(tmp_path: Path) -> None:
     path = tmp_path / "file.md"
     old = memoryview(b"0123456789")

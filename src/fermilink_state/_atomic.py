@@ -31,6 +31,9 @@ _OPEN_FLAGS: Final = (
     | getattr(os, "O_BINARY", 0)
 )
 _NEW_FILE_MODE: Final = 0o666  # what open() asks for; the umask applies
+# From this size on, a check passed to atomic_write_chunks runs while the disk
+# writes; below it, the check is quick and the pages had better stay cached.
+_EARLY_WRITEBACK: Final = 64 * 1024
 _UNSAFE_HOST_CHARS: Final = re.compile(r"[^A-Za-z0-9_.-]")
 # After the host prefix, exactly "<pid>.<8 hex>.tmp": a host whose name extends
 # ours with dots (``node`` and ``node.5``) must not pass for one of our pids.
@@ -96,7 +99,8 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 def _start_writeback(fd: int) -> None:
     # Linux starts writing a file's dirty pages back, without waiting, when told
     # they are not needed soon (pages still dirty or being written stay cached).
-    # Elsewhere this is a no-op and the fsync does all the writing.
+    # Elsewhere this is a no-op and the fsync does all the writing. Only worth
+    # it for files whose check takes a while (see _EARLY_WRITEBACK).
     if sys.platform.startswith("linux") and hasattr(os, "posix_fadvise"):
         with contextlib.suppress(OSError):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
@@ -153,11 +157,13 @@ def atomic_write_chunks(
         try:
             if keep_mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(fd, keep_mode)
+            size = 0
             for chunk in chunks:
                 _write_all(fd, chunk)
+                size += len(chunk)
             sync = fsync_enabled()
             if check is not None:
-                if sync:
+                if sync and size >= _EARLY_WRITEBACK:
                     _start_writeback(fd)
                 check()
             if sync:
