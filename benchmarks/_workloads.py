@@ -208,10 +208,12 @@ class WriterReport:
     """What one writer process reports back: when it finished and what failed."""
 
     writer: int
+    started: float
     finished: float
-    state_errors: int
-    event_errors: int
-    row_errors: int
+    row_crashes: int
+    event_crashes: int
+    state_crashes: int
+    bad_state_reads: int
 
 
 def writer_process(job: WriterJob, start: Barrier, reports: Queue[WriterReport]) -> None:
@@ -221,27 +223,38 @@ def writer_process(job: WriterJob, start: Barrier, reports: Queue[WriterReport])
     results = Path(job.results)
     memory = Path(job.memory)
     state = Path(job.state)
-    state_errors = event_errors = row_errors = 0
+    row_crashes = event_crashes = state_crashes = bad_state_reads = 0
     start.wait(timeout=120)
+    started = time.perf_counter()  # CLOCK_MONOTONIC: one clock for every process
     for iteration in range(job.rows):
         try:
             library.append_result(results, **row_fields(iteration, writer=job.writer))
         except Exception:  # a crash of the library under test is what we count
-            row_errors += 1
+            row_crashes += 1
         if not job.mixed:
             continue
         try:
             library.record_campaign_event(memory, **mixed_event(job.writer, iteration))
         except Exception:
-            event_errors += 1
+            event_crashes += 1
         try:
             library.write_state(state, {"writer": job.writer, "iteration": iteration})
-            if library.load_state(state) is None:
-                state_errors += 1
+            payload = library.load_state(state)
         except Exception:
-            state_errors += 1
+            state_crashes += 1
+            continue
+        if payload is None:
+            bad_state_reads += 1
     reports.put(
-        WriterReport(job.writer, time.perf_counter(), state_errors, event_errors, row_errors)
+        WriterReport(
+            job.writer,
+            started,
+            time.perf_counter(),
+            row_crashes,
+            event_crashes,
+            state_crashes,
+            bad_state_reads,
+        )
     )
 
 
