@@ -344,7 +344,7 @@ class PlainEditor:
     The fast path of campaign events on a memory file of many megabytes: it
     neither decodes nor copies the document; :meth:`chunks` gives the edited
     file as slices of the old bytes around the few new ones. It handles only
-    what is plain, and raises :class:`NotPlain` (before anything is written)
+    what is plain, and raises :class:`NotPlain` (before the file is replaced)
     for everything else, which :class:`SectionEditor` then does: a document
     with a BOM, CRLF line endings, a fenced code block or no final newline;
     a missing heading or metadata line; a section edited twice; placeholder
