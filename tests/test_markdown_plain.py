@@ -108,6 +108,14 @@ def test_a_rejected_event_leaves_the_latest_commit_alone() -> None:
     assert _plain(data, edits) == _full(data, edits)
 
 
+@pytest.mark.parametrize("event", [EVENT, EVENT[1:]], ids=["accepted", "rejected"])
+def test_a_crlf_document_takes_the_fast_path_and_stays_crlf(event: list[Edit]) -> None:
+    data = MEMORY.replace("\n", "\r\n").encode()
+    result = _plain(data, event)
+    assert result == _full(data, event)
+    assert result.count(b"\n") == result.count(b"\r\n")  # every line ends CRLF
+
+
 def test_a_crlf_line_after_an_lf_first_line_keeps_its_cr() -> None:
     data = MEMORY.replace("- last_updated_utc: 2026-01-01T00:00:00Z\n", "- last_updated_utc: x\r\n")
     data_bytes = data.replace("### Progress log\n", "### Progress log\r\n").encode()
@@ -117,7 +125,6 @@ def test_a_crlf_line_after_an_lf_first_line_keeps_its_cr() -> None:
 # --- everything else is left to SectionEditor ----------------------------------------
 
 NOT_PLAIN_DOCUMENTS = {
-    "crlf": MEMORY.replace("\n", "\r\n"),
     "bom": "\ufeff" + MEMORY,
     "no_final_newline": MEMORY.rstrip("\n"),
     "fence": MEMORY + "```\n## code\n```\n",
@@ -210,7 +217,9 @@ def _documents(draw: st.DrawFn) -> bytes:
     lines = draw(body)
     for heading in draw(st.permutations(_HEADINGS[:3])):
         lines += [heading, *draw(body)]
-    endings = draw(st.lists(st.sampled_from(["\n"] * 15 + ["\r\n"]), min_size=len(lines)))
+    # Mostly LF, sometimes CRLF throughout, sometimes mixed.
+    usual = draw(st.sampled_from(["\n", "\n", "\r\n"]))
+    endings = draw(st.lists(st.sampled_from([usual] * 15 + ["\r\n", "\n"]), min_size=len(lines)))
     text = "".join(line + ending for line, ending in zip(lines, endings, strict=False))
     if draw(st.sampled_from([False] * 9 + [True])):
         text = text.rstrip("\n")

@@ -346,7 +346,7 @@ class PlainEditor:
     file as slices of the old bytes around the few new ones. It handles only
     what is plain, and raises :class:`NotPlain` (before the file is replaced)
     for everything else, which :class:`SectionEditor` then does: a document
-    with a BOM, CRLF line endings, a fenced code block or no final newline;
+    with a BOM, a fenced code block or no final line ending;
     a missing heading or metadata line; a section edited twice; placeholder
     lines to drop; inserted text that holds a line break or starts a heading
     or a fence. On what it accepts, its result is byte for byte
@@ -359,16 +359,12 @@ class PlainEditor:
     """
 
     def __init__(self, data: bytes, levels: Sequence[str] = ALL_LEVELS) -> None:
-        first = data.find(b"\n")
-        if (
-            not data.endswith(b"\n")
-            or data.startswith(BOM.encode())
-            or data[first - 1 : first] == b"\r"
-        ):
-            raise NotPlain
-        if _has_fence(data):
+        if not data.endswith(b"\n") or data.startswith(BOM.encode()) or _has_fence(data):
             raise NotPlain
         self.data = data
+        first = data.find(b"\n")
+        # As SectionEditor: new lines end as the first line does (CRLF on Windows).
+        self.newline = "\r\n" if data[first - 1 : first] == b"\r" else "\n"
         self._cuts = _plain_cuts(data, tuple(level.encode() for level in levels))
         self._splices: list[tuple[int, int, bytes]] = []
         self._edited: list[tuple[int, int]] = []
@@ -395,7 +391,7 @@ class PlainEditor:
             if not line.isprintable() or opening.startswith(("#", "```", "~~~")):
                 raise NotPlain  # may break a line, or start a heading or a fence
         self._inserted.extend(lines)
-        return "".join(line + "\n" for line in lines).encode()
+        return "".join(line + self.newline for line in lines).encode()
 
     def set_lines(self, heading: str, lines: Sequence[str]) -> None:
         """Replace the body of ``heading`` with ``lines``."""
@@ -429,7 +425,7 @@ class PlainEditor:
         edited = any(first <= start < last for first, last in self._edited)
         if edited or any(line.startswith(prefix) for line in self._inserted):
             raise NotPlain  # an edit may have removed the first match or made an earlier one
-        target = self._encode([prefix + value])[:-1]
+        target = self._encode([prefix + value])[: -len(self.newline)]
         end = data.find(b"\n", start)
         if end > start and data[end - 1] == 0x0D:  # keep a CR of a CRLF line
             end -= 1
