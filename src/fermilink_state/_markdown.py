@@ -10,9 +10,9 @@ unknown sections, text before the first heading.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import AnyStr, Final, Protocol
 
 PLACEHOLDER_LINES: Final = frozenset({"- none yet", "- Campaign initialized."})
 BOM: Final = "\ufeff"
@@ -66,12 +66,7 @@ def _scan_fences(text: str) -> tuple[list[tuple[int, int]], str, int]:
     # The closed blocks, then the marker and offset of a fence left open.
     starts: set[int] = set()
     for char in ("`", "~"):
-        found = text.find(char * 3)
-        while found >= 0:
-            line_start = text.rfind("\n", 0, found) + 1
-            if found - line_start <= 3 and not text[line_start:found].strip(" "):
-                starts.add(line_start)
-            found = text.find(char * 3, _line_end(text, found))
+        starts.update(_fence_line_starts(text, char, "\n", " "))
     spans: list[tuple[int, int]] = []
     opener = ""
     open_at = 0
@@ -88,6 +83,30 @@ def _scan_fences(text: str) -> tuple[list[tuple[int, int]], str, int]:
             spans.append((open_at, _line_end(text, line_start)))
             opener = ""
     return spans, opener, open_at
+
+
+# Past this many lines holding a backtick (or tilde), a multi-character search
+# for the run of three (a fixed cost per megabyte) beats probing each such line
+# (a memchr-fast search, but Python work per probe).
+_FENCE_PROBES: Final = 32
+
+
+def _fence_line_starts(text: AnyStr, mark: AnyStr, newline: AnyStr, space: AnyStr) -> Iterator[int]:
+    """Offsets of the lines that open with up to 3 spaces and a run of 3+ ``mark``."""
+    run = mark * 3
+    probes = 0
+    found = text.find(mark)
+    while found >= 0:
+        probes += 1
+        if text.startswith(run, found):
+            line_start = text.rfind(newline, 0, found) + 1
+            if found - line_start <= 3 and not text[line_start:found].strip(space):
+                yield line_start
+        line_end = text.find(newline, found)
+        if line_end < 0:
+            return
+        # Only the first mark of a line can open a fence: go on from the next line.
+        found = text.find(mark if probes < _FENCE_PROBES else run, line_end + 1)
 
 
 @dataclass(slots=True)
@@ -328,9 +347,6 @@ class NotPlain(Exception):
     """The document or the edit needs :class:`SectionEditor`, not the fast path."""
 
 
-# Where a multi-character search (a fixed cost per megabyte) beats probing
-# every backtick or tilde one by one (memchr-fast, but Python per probe).
-_FENCE_PROBES: Final = 32
 # One pass for both placeholders: ~15% faster than two bytes.find calls.
 _PLACEHOLDER_SEARCH: Final = re.compile(
     b"|".join(re.escape(line.encode()) for line in sorted(PLACEHOLDER_LINES))
@@ -470,19 +486,6 @@ def _plain_cuts(data: bytes, levels: tuple[bytes, ...]) -> list[int]:
 
 def _has_fence(data: bytes) -> bool:
     """Whether a line opens with up to 3 spaces and then ``` or ~~~ (what fences start)."""
-    for mark in (b"`", b"~"):
-        run = mark * 3
-        probes = 0
-        found = data.find(mark)
-        while found >= 0:
-            probes += 1
-            if data.startswith(run, found):
-                line_start = data.rfind(b"\n", 0, found) + 1
-                if found - line_start <= 3 and not data[line_start:found].strip(b" "):
-                    return True
-            line_end = data.find(b"\n", found)
-            if line_end < 0:
-                break
-            # The first mark of a line decides; many marked lines: search runs only.
-            found = data.find(mark if probes < _FENCE_PROBES else run, line_end + 1)
-    return False
+    return any(
+        next(_fence_line_starts(data, mark, b"\n", b" "), None) is not None for mark in (b"`", b"~")
+    )
