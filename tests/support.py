@@ -228,7 +228,17 @@ class FaultInjector:
             written["bytes"] += count
             return count
 
+        real_writev = getattr(os, "writev", None)
+
+        def writev(fd: int, buffers: Any) -> int:
+            # The writer gathers the pieces of an edited file in one writev.
+            if fd not in self.temp_fds and real_writev is not None:
+                return int(real_writev(fd, buffers))
+            return write(fd, b"".join(bytes(buffer) for buffer in buffers))
+
         self.monkeypatch.setattr(os, "write", write)
+        if real_writev is not None:
+            self.monkeypatch.setattr(os, "writev", writev)
 
     def fail_file_fsync(self) -> None:
         """``os.fsync`` of a regular file raises EIO (folders still sync)."""

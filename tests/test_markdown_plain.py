@@ -8,6 +8,8 @@ byte for byte as ``SectionEditor`` makes it; everything else must raise
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from fermilink_state._markdown import (
     SectionEditor,
     _has_fence,
 )
+from support import FaultInjector
 
 Edit = tuple[str, str, Sequence[str]]
 
@@ -84,6 +87,17 @@ def _plain(data: bytes, edits: Sequence[Edit]) -> bytes:
     return b"".join(editor.chunks())
 
 
+def _record(path: Path, status: str) -> None:
+    fs.record_campaign_event(
+        path,
+        commit="c",
+        primary_metric_name="m",
+        primary_metric_value=1,
+        status=status,
+        description="d",
+    )
+
+
 # --- the fast path is taken, and agrees ------------------------------------------
 
 
@@ -92,9 +106,14 @@ def test_an_event_on_a_plain_memory_file_takes_the_fast_path_and_agrees() -> Non
     assert _plain(data, EVENT) == _full(data, EVENT)
 
 
-def test_the_fast_path_leaves_the_bulk_of_the_old_bytes_uncopied() -> None:
+def _big_memory() -> str:
+    # Sections of many KB: the fast path writes them as slices, not copies.
     entries = "".join(f"- [t{number}] tried {number} (abc, t=1)\n" for number in range(500))
-    data = MEMORY.replace("### Accepted experiments\n", f"{entries}### Accepted experiments\n")
+    return MEMORY.replace("### Accepted experiments\n", f"{entries}### Accepted experiments\n")
+
+
+def test_the_fast_path_leaves_the_bulk_of_the_old_bytes_uncopied() -> None:
+    data = _big_memory()
     editor = PlainEditor(data.encode(), REFERENCE_LEVELS)
     _apply(editor, EVENT)
     chunks = editor.chunks()
@@ -341,6 +360,35 @@ def test_a_large_file_checked_while_it_is_synced_is_written_whole(
     assert (checked, path.read_bytes() == big + b"end") == ([True], True)
 
 
+def test_pieces_survive_short_gathered_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_writev = os.writev
+
+    def short_writev(fd: int, buffers: Sequence[memoryview]) -> int:
+        return real_writev(fd, [bytes(b"".join(buffers)[:7])])  # at most 7 bytes a call
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    path = tmp_path / "file.md"
+    atomic_write_chunks(path, [b"0123456789", memoryview(b"abcdef")[1:], b"", b"XYZ"])
+    assert path.read_bytes() == b"0123456789bcdefXYZ"
+
+
+def test_a_failed_write_of_a_fast_path_event_leaves_the_file(
+    tmp_path: Path, faults: FaultInjector
+) -> None:
+    path = tmp_path / "memory.md"
+    data = _big_memory().encode()
+    path.write_bytes(data)
+    faults.fail_write(errno.ENOSPC, after_bytes=10_000)
+    with pytest.raises(OSError, match="No space"):
+        _record(path, "rejected")
+    assert (path.read_bytes(), sorted(tmp_path.iterdir())) == (
+        data,
+        [path, tmp_path / "memory.md.lock"],
+    )
+
+
 def test_atomic_write_chunks_writes_them_one_after_the_other(tmp_path: Path) -> None:
     path = tmp_path / "file.md"
     old = memoryview(b"0123456789")
@@ -389,14 +437,7 @@ def test_first_event_on_the_template_drops_its_placeholders_and_leaves_no_temp(
         path, package_id="p", benchmark_id="b", benchmark_rel="b.yaml", optimize_branch="o"
     )
     template = path.read_bytes()
-    fs.record_campaign_event(
-        path,
-        commit="c",
-        primary_metric_name="m",
-        primary_metric_value=1,
-        status="rejected",
-        description="d",
-    )
+    _record(path, "rejected")
     assert sorted(entry.name for entry in tmp_path.iterdir()) == ["memory.md", "memory.md.lock"]
     data = path.read_bytes()
     counts = (data.count(b"- Campaign initialized."), data.count(b"- none yet"))
@@ -408,12 +449,5 @@ def test_record_campaign_event_on_bad_utf8_changes_nothing(tmp_path: Path) -> No
     data = MEMORY.encode() + b"\xc3(\n"
     path.write_bytes(data)
     with pytest.raises(StateCorruptError):
-        fs.record_campaign_event(
-            path,
-            commit="c",
-            primary_metric_name="m",
-            primary_metric_value=1,
-            status="rejected",
-            description="d",
-        )
+        _record(path, "rejected")
     assert path.read_bytes() == data

@@ -14,7 +14,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -34,6 +34,7 @@ _NEW_FILE_MODE: Final = 0o666  # what open() asks for; the umask applies
 # From this size on, a check passed to atomic_write_chunks runs while the disk
 # writes; below it, the check is quick and the pages had better stay cached.
 _EARLY_WRITEBACK: Final = 64 * 1024
+_MAX_PIECES_PER_CALL: Final = 64  # well under any system's IOV_MAX (1024 on Linux)
 _UNSAFE_HOST_CHARS: Final = re.compile(r"[^A-Za-z0-9_.-]")
 # After the host prefix, exactly "<pid>.<8 hex>.tmp": a host whose name extends
 # ours with dots (``node`` and ``node.5``) must not pass for one of our pids.
@@ -94,6 +95,23 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _write_pieces(fd: int, pieces: Sequence[bytes | memoryview]) -> None:
+    # One writev for the pieces of an edited file: a write call per piece
+    # costs more than the pieces' bytes do.
+    if len(pieces) < 2 or not hasattr(os, "writev"):
+        for piece in pieces:
+            _write_all(fd, piece)
+        return
+    views = [memoryview(piece) for piece in pieces if len(piece)]
+    while views:
+        written = os.writev(fd, views[:_MAX_PIECES_PER_CALL])
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            del views[0]
+        if written:
+            views[0] = views[0][written:]
 
 
 def _start_writeback(fd: int) -> None:
@@ -157,10 +175,9 @@ def atomic_write_chunks(
         try:
             if keep_mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(fd, keep_mode)
-            size = 0
-            for chunk in chunks:
-                _write_all(fd, chunk)
-                size += len(chunk)
+            pieces = list(chunks)
+            _write_pieces(fd, pieces)
+            size = sum(map(len, pieces))
             sync = fsync_enabled()
             if check is not None:
                 if sync and size >= _EARLY_WRITEBACK:
