@@ -8,6 +8,7 @@ from typing import Final
 
 from fermilink_state import _clock
 from fermilink_state._atomic import atomic_write_chunks, atomic_write_text
+from fermilink_state._create import create_if_missing
 from fermilink_state._errors import StateCorruptError
 from fermilink_state._layout import WORKER_MEMORY_FILENAME
 from fermilink_state._locking import locked
@@ -151,23 +152,16 @@ def ensure_memory_file(
     optimize_branch: str,
 ) -> bool:
     """Create ``memory.md`` from the template if missing; ``True`` if created."""
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path):
-        if path.exists():
-            return False
-        atomic_write_text(
-            path,
-            memory_template(
-                package_id=package_id,
-                benchmark_id=benchmark_id,
-                benchmark_rel=benchmark_rel,
-                optimize_branch=optimize_branch,
-                started=_clock.utc_now_z(),
-            ),
-        )
-    return True
+    return create_if_missing(
+        path,
+        lambda: memory_template(
+            package_id=package_id,
+            benchmark_id=benchmark_id,
+            benchmark_rel=benchmark_rel,
+            optimize_branch=optimize_branch,
+            started=_clock.utc_now_z(),
+        ),
+    )
 
 
 def reset_worker_memory_file(

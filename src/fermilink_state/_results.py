@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from fermilink_state._atomic import atomic_write_text
+from fermilink_state._create import create_if_missing
 from fermilink_state._errors import (
     StateCorruptError,
     StateCorruptWarning,
@@ -126,14 +126,7 @@ def _unusual_row(iteration: object, plain: tuple[object, ...], value: object, fo
 
 def ensure_results_file(path: Path) -> bool:
     """Create the ledger with its header if missing; ``True`` if it was created."""
-    if path.exists():
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path):
-        if path.exists():
-            return False
-        atomic_write_text(path, RESULTS_HEADER)
-    return True
+    return create_if_missing(path, lambda: RESULTS_HEADER)
 
 
 def _require_folder(path: Path) -> None:
