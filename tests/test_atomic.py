@@ -185,6 +185,31 @@ def test_fsync_off_still_keeps_the_old_file_on_failure(
     assert (target.read_bytes(), temp_litter(target.parent)) == (OLD, [])
 
 
+def test_not_durable_skips_every_fsync_whatever_the_switch_says(
+    target: Path, faults: FaultInjector
+) -> None:
+    atomic_write_bytes(target, NEW, durable=False)
+    assert (faults.file_fsyncs, faults.dir_fsyncs) == (0, 0)
+    assert (target.read_bytes(), temp_litter(target.parent)) == (NEW, [])
+
+
+def test_durable_syncs_even_when_the_switch_is_off(
+    target: Path, faults: FaultInjector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "0")
+    atomic_write_bytes(target, NEW, durable=True)
+    assert (faults.file_fsyncs, faults.dir_fsyncs) == (1, 1)
+
+
+def test_not_durable_still_keeps_the_old_file_on_failure(
+    target: Path, faults: FaultInjector
+) -> None:
+    faults.fail_write(errno.EIO, after_bytes=3)
+    with pytest.raises(OSError, match=r"state\.json"):
+        atomic_write_bytes(target, NEW, durable=False)
+    assert (target.read_bytes(), temp_litter(target.parent)) == (OLD, [])
+
+
 @pytest.mark.parametrize(
     ("value", "enabled"),
     [("0", False), ("false", False), ("OFF", False), ("no", False), ("1", True), ("", True)],
@@ -318,6 +343,15 @@ def test_temps_of_a_dead_writer_on_this_host_are_swept(target: Path) -> None:
         leftover.write_bytes(b"half a wri")
     atomic_write_bytes(target, NEW)
     assert [path.exists() for path in leftovers] == [False, False]
+
+
+def test_not_durable_write_leaves_the_sweep_to_the_next_durable_one(target: Path) -> None:
+    leftover = _temp_name(target, dead_pid())
+    leftover.write_bytes(b"half a wri")
+    atomic_write_bytes(target, NEW, durable=False)
+    assert leftover.exists()
+    atomic_write_bytes(target, NEW)
+    assert not leftover.exists()
 
 
 @pytest.mark.parametrize(

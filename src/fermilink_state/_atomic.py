@@ -126,7 +126,12 @@ def _start_writeback(fd: int) -> None:
 
 def fsync_directory(directory: Path) -> None:
     """fsync a folder so a rename in it survives a power cut (POSIX only)."""
-    if os.name != "posix" or not fsync_enabled():
+    if fsync_enabled():
+        _fsync_folder(directory)
+
+
+def _fsync_folder(directory: Path) -> None:
+    if os.name != "posix":
         return
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -135,14 +140,16 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool | None = None) -> None:
     """Replace ``path`` with ``data`` atomically and durably.
 
     Creates missing parent folders. A new file gets ``0o666`` less the umask,
     as ``open()`` would give it; a replaced file keeps its mode. On any error
-    the old file is untouched and the temp file is removed.
+    the old file is untouched and the temp file is removed. ``durable=False``
+    skips the fsyncs and the dead-temp sweep (for throwaway files; the write
+    stays atomic); the default follows ``FERMILINK_STATE_FSYNC``.
     """
-    atomic_write_chunks(path, (data,))
+    atomic_write_chunks(path, (data,), durable=durable)
 
 
 def atomic_write_chunks(
@@ -150,6 +157,7 @@ def atomic_write_chunks(
     chunks: Iterable[bytes | memoryview],
     *,
     check: Callable[[], object] | None = None,
+    durable: bool | None = None,
 ) -> None:
     """:func:`atomic_write_bytes` of the chunks one after the other, never joined.
 
@@ -165,7 +173,9 @@ def atomic_write_chunks(
     except OSError:
         keep_mode = None
         path.parent.mkdir(parents=True, exist_ok=True)  # (a file that exists has its folder)
-    sweep_dead_temps(path)
+    sync = fsync_enabled() if durable is None else durable
+    if durable is not False:
+        sweep_dead_temps(path)
     temp = _temp_name(path)
     try:
         fd = os.open(temp, _OPEN_FLAGS, _NEW_FILE_MODE)
@@ -178,7 +188,6 @@ def atomic_write_chunks(
             pieces = list(chunks)
             _write_pieces(fd, pieces)
             size = sum(map(len, pieces))
-            sync = fsync_enabled()
             if check is not None:
                 if sync and size >= _EARLY_WRITEBACK:
                     _start_writeback(fd)
@@ -194,7 +203,8 @@ def atomic_write_chunks(
         if isinstance(error, OSError):
             raise explain_write_error(error, path) from error
         raise
-    fsync_directory(path.parent)
+    if sync:
+        _fsync_folder(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Final, Protocol, final, overload
 
 from fermilink_state import _clock, _layout
-from fermilink_state._atomic import _OPEN_FLAGS, _temp_name, _write_all
+from fermilink_state._atomic import atomic_write_bytes
 from fermilink_state._document import MemoryDocument, read_memory
 from fermilink_state._jsonio import dump_json, read_json_file
 from fermilink_state._layout import (
@@ -199,20 +199,9 @@ class Snapshot:
 
 
 def _write_throwaway(path: Path, data: bytes) -> None:
-    # Atomic (temp file + os.replace) but not durable: a test project is thrown
-    # away, so the fsyncs and the dead-temp sweep would only cost time.
-    temp = _temp_name(path)
-    fd = os.open(temp, _OPEN_FLAGS, 0o666)
-    try:
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    # Atomic but not durable: a test project is thrown away, so the fsyncs and
+    # the dead-temp sweep would only cost time.
+    atomic_write_bytes(path, data, durable=False)
 
 
 def _as_row(row: ResultLike) -> ResultRow:
