@@ -28,34 +28,34 @@ from fermilink_state._layout import (
     optimize_root,
 )
 from fermilink_state._markdown import ALL_LEVELS, fence_spans, split_sections
-from fermilink_state._memory import LAST_UPDATED_PREFIX
+from fermilink_state._memory import LAST_UPDATED_PREFIX, memory_template, worker_memory_template
 from fermilink_state._process import pid_is_running
 from fermilink_state._results import RESULTS_HEADER, parse_result_line
 from fermilink_state._runlock import run_lock_status
 from fermilink_state._status import locate_campaign
 
-MEMORY_HEADINGS: Final = (
-    "# FermiLink Optimize Memory",
-    "## Short-Term Memory (Operational)",
-    "### Current objective",
-    "### Latest accepted commit",
-    "### Progress log",
-    "## Long-Term Memory (Persistent)",
-    "### Benchmark contract",
-    "### Accepted experiments",
-    "### Rejected patterns",
-    "### Open hypotheses",
+
+def _template_headings(template: str) -> tuple[str, ...]:
+    return tuple(section.heading for section in split_sections(template, ALL_LEVELS))
+
+
+# The headings the templates write, read off the templates themselves.
+MEMORY_HEADINGS: Final = _template_headings(
+    memory_template(
+        package_id="", benchmark_id="", benchmark_rel="", optimize_branch="", started=""
+    )
 )
-WORKER_MEMORY_HEADINGS: Final = (
-    "# FermiLink Optimize Worker Memory",
-    "## Short-Term Memory (Operational)",
-    "### Current objective",
-    "### Plan",
-    "### Progress log",
-    "## Tactical Notes",
-    "### Job tracking",
-    "### Candidate summary",
-    "### Debug notes",
+WORKER_MEMORY_HEADINGS: Final = _template_headings(
+    worker_memory_template(
+        package_id="",
+        benchmark_id="",
+        benchmark_rel="",
+        program_rel="",
+        controller_memory_rel="",
+        results_rel="",
+        worker_iteration=0,
+        now="",
+    )
 )
 # `.<name>.<host>.<pid>.<hex>.tmp`, as _atomic names its temps.
 _TEMP_NAME: Final = re.compile(r"\.(?P<stem>.+)\.(?P<pid>\d+)\.(?P<hex>[0-9a-f]+)\.tmp")
