@@ -734,13 +734,17 @@ class Bench:
         """A seeded project, as the plugin's ``seeded_project`` sets it up."""
         self.progress("seeded project setup")
         try:
-            from fermilink_state import _project
+            from fermilink_state.testing import _project
         except ImportError:
-            self.report.notes.append("seeded project: fermilink_state._project does not exist yet")
+            self.report.notes.append(
+                "seeded project: fermilink_state.testing._project does not exist yet"
+            )
             return
         seed: Callable[[Path], object] | None = getattr(_project, "seed_project", None)
         if seed is None:
-            self.report.notes.append("seeded project: fermilink_state._project has no seed_project")
+            self.report.notes.append(
+                "seeded project: fermilink_state.testing._project has no seed_project"
+            )
             return
         folder = self.subfolder("seeded")
         numbers = itertools.count()

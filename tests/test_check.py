@@ -18,9 +18,9 @@ from fermilink_state import (
     state_path,
     worker_memory_path,
 )
-from fermilink_state._check import Problem, check_campaign
 from fermilink_state._process import hostname
-from fermilink_state._status import CampaignNotFoundError
+from fermilink_state.cli._check import Problem, check_campaign
+from fermilink_state.cli._status import CampaignNotFoundError
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from fermilink_state import (
     state_path,
     worker_memory_path,
 )
-from fermilink_state._check import check_campaign
+from fermilink_state.cli._check import check_campaign
 
 CANDIDATES = 12
 WORKERS = 3

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from fermilink_state import ResultRow
-from fermilink_state._plot import PLOT_BOTTOM, render_svg
+from fermilink_state.cli._plot import PLOT_BOTTOM, render_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -13,7 +13,6 @@ import pytest
 import fermilink_state
 from fermilink_state import _clock
 from fermilink_state._memory import memory_template
-from fermilink_state._project import DEFAULT_BASELINE, DEFAULT_FROZEN_UTC
 from fermilink_state._results import RESULTS_HEADER
 from fermilink_state.testing import (
     FrozenClock,
@@ -22,6 +21,7 @@ from fermilink_state.testing import (
     assert_only_sections_changed,
     assert_section_appended,
 )
+from fermilink_state.testing._project import DEFAULT_BASELINE, DEFAULT_FROZEN_UTC
 
 
 def _tree(root: Path) -> list[str]:

@@ -15,7 +15,8 @@ import pytest
 import fermilink_state
 from fermilink_state import _clock, _layout
 from fermilink_state._memory import memory_template
-from fermilink_state._project import (
+from fermilink_state._results import RESULTS_HEADER, ResultRow
+from fermilink_state.testing._project import (
     DEFAULT_BASELINE,
     DEFAULT_FROZEN_UTC,
     FrozenClock,
@@ -30,7 +31,6 @@ from fermilink_state._project import (
     seed_project,
     write_stale_run_lock,
 )
-from fermilink_state._results import RESULTS_HEADER, ResultRow
 
 STAMP = "2026-03-04T05:06:07.000001Z"
 

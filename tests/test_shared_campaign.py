@@ -29,7 +29,7 @@ COUNTING_CONFTEST = """
 
     import pytest
 
-    from fermilink_state import _project
+    from fermilink_state.testing import _project
 
     HERE = pathlib.Path(__file__).parent
 

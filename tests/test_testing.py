@@ -17,7 +17,16 @@ import pytest
 import fermilink_state
 from fermilink_state import MemoryDocument, ResultRow, edit_memory, parse_memory
 from fermilink_state._clock import freeze
-from fermilink_state._compare import (
+from fermilink_state._memory import memory_template
+from fermilink_state._results import RESULTS_HEADER
+from fermilink_state.testing import (
+    assert_only_sections_changed,
+    assert_results_rows,
+    assert_results_well_formed,
+    assert_section_appended,
+    assert_section_lines,
+)
+from fermilink_state.testing._compare import (
     SectionChange,
     diff_lines,
     explain_documents,
@@ -28,15 +37,6 @@ from fermilink_state._compare import (
     reordered_headings,
     section_changes,
     strip_blank_edges,
-)
-from fermilink_state._memory import memory_template
-from fermilink_state._results import RESULTS_HEADER
-from fermilink_state.testing import (
-    assert_only_sections_changed,
-    assert_results_rows,
-    assert_results_well_formed,
-    assert_section_appended,
-    assert_section_lines,
 )
 
 TEMPLATE = memory_template(

@@ -1,7 +1,7 @@
 """The pytest plugin: fixtures, hooks, options and markers (enable with ``-p fermilink_state``).
 
-The engine is plain code in ``fermilink_state._project`` and
-``fermilink_state._compare``; the assertions and the fixtures' types are in
+The engine is plain code in ``fermilink_state.testing._project`` and
+``fermilink_state.testing._compare``; the assertions and the fixtures' types are in
 ``fermilink_state.testing``. Each fixture here needs only pytest's own
 fixtures, so a conftest can import any of them by name without the plugin
 (``from fermilink_state.plugin import seeded_project``).
@@ -22,7 +22,7 @@ import pytest
 if TYPE_CHECKING:
     # The engine is imported by the fixtures on first use: a session that
     # uses none of them (or only collects) does not pay for it at start-up.
-    from fermilink_state._project import FrozenClock, OptimizeProject, ProjectFactory
+    from fermilink_state.testing._project import FrozenClock, OptimizeProject, ProjectFactory
 
 # The fixtures: what ``from fermilink_state.plugin import *`` gives a conftest
 # (not the hooks, which belong to the registered plugin alone).
@@ -93,7 +93,7 @@ def pytest_assertrepr_compare(
     """Explain ``MemoryDocument == MemoryDocument`` per section and ``ResultRow`` per field."""
     if op != "==":
         return None
-    from fermilink_state._compare import explain_equal
+    from fermilink_state.testing._compare import explain_equal
 
     return explain_equal(left, right)
 
@@ -138,7 +138,7 @@ def _keep(config: pytest.Config) -> bool:
 
 
 def _register(request: pytest.FixtureRequest, project: OptimizeProject) -> OptimizeProject:
-    from fermilink_state._project import remove_project
+    from fermilink_state.testing._project import remove_project
 
     request.node.stash.setdefault(_PROJECTS, []).append(project)
     if not _keep(request.config):
@@ -154,7 +154,7 @@ def _clock_first(request: pytest.FixtureRequest) -> None:
 
 
 def _marker_seed(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
-    from fermilink_state._project import SEED_KEYS
+    from fermilink_state.testing._project import SEED_KEYS
 
     seed: dict[str, Any] = {}
     for mark in reversed(list(node.iter_markers(MARKER))):
@@ -173,7 +173,7 @@ def _marker_seed(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
 
 
 def _test_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeProject:
-    from fermilink_state._project import new_project
+    from fermilink_state.testing._project import new_project
 
     project: OptimizeProject | None = request.node.stash.get(_PROJECT, None)
     if project is None:
@@ -183,7 +183,7 @@ def _test_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizePro
 
 
 def _seeded_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeProject:
-    from fermilink_state._project import seed_project
+    from fermilink_state.testing._project import seed_project
 
     project = _test_project(request, tmp_path)
     if not request.node.stash.get(_SEEDED, False):
@@ -233,7 +233,7 @@ def make_optimize_project(request: pytest.FixtureRequest, tmp_path: Path) -> Pro
     Seeded like ``seeded_project`` (the test's ``fermilink_seed`` marker, then
     the keyword arguments); ``seeded=False`` gives an empty project.
     """
-    from fermilink_state._project import new_project, seed_project
+    from fermilink_state.testing._project import new_project, seed_project
 
     numbers = itertools.count(1)
     marker_seed = _marker_seed(request.node)
@@ -255,7 +255,7 @@ def frozen_utc() -> Iterator[FrozenClock]:
 
     Every writer that stamps a time reads it; restored at teardown.
     """
-    from fermilink_state._project import FrozenClock
+    from fermilink_state.testing._project import FrozenClock
 
     with FrozenClock() as clock:
         yield clock
@@ -264,7 +264,7 @@ def frozen_utc() -> Iterator[FrozenClock]:
 @pytest.fixture
 def stale_run_lock(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """Write ``optimize_project``'s run lock as held by a dead process; return its payload."""
-    from fermilink_state._project import write_stale_run_lock
+    from fermilink_state.testing._project import write_stale_run_lock
 
     _clock_first(request)
     return write_stale_run_lock(_test_project(request, tmp_path).root)
@@ -276,7 +276,7 @@ def live_run_lock(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[di
 
     The holder is a real child process, ended at teardown.
     """
-    from fermilink_state._project import LiveRunLockHolder
+    from fermilink_state.testing._project import LiveRunLockHolder
 
     _clock_first(request)
     with LiveRunLockHolder(_test_project(request, tmp_path).root) as holder:
@@ -293,7 +293,7 @@ def shared_optimize_project(
     (``getbasetemp().parent`` on a worker), under an inter-process lock:
     pytest-xdist's documented recipe. Never removed by the plugin.
     """
-    from fermilink_state._project import open_shared_project
+    from fermilink_state.testing._project import open_shared_project
 
     base = tmp_path_factory.getbasetemp()
     # A worker is told by its config, not by PYTEST_XDIST_WORKER: pytester

@@ -1,13 +1,5 @@
-"""Assertions and types for testing code that keeps its state with fermilink_state.
-
-Plain functions that raise ``AssertionError`` with a message saying which
-sections or rows differ, with a small diff for each: they need neither the
-pytest plugin nor assertion rewriting (``--assert=plain`` reads the same).
-The fixtures' types live here too, so tests can annotate their arguments::
-
-    from fermilink_state.testing import OptimizeProject, assert_section_appended
-
-    def test_event(seeded_project: OptimizeProject) -> None: ...
+"""The section, ledger and row assertions of the test kit (re-exported by
+``fermilink_state.testing``), with no pytest needed.
 
 Importing this module does not import pytest.
 """
@@ -20,7 +12,20 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
-from fermilink_state._compare import (
+from fermilink_state._document import MemoryDocument
+from fermilink_state._errors import StateCorruptError
+from fermilink_state._markdown import PLACEHOLDER_LINES
+from fermilink_state._results import (
+    RESULT_FIELDS,
+    RESULTS_HEADER,
+    ResultRow,
+    format_metric,
+    iter_result_lines,
+    parse_metric,
+    parse_result_line,
+    read_results,
+)
+from fermilink_state.testing._compare import (
     INDENT,
     MemoryLike,
     describe_changes,
@@ -32,43 +37,14 @@ from fermilink_state._compare import (
     strip_blank_edges,
     values_equal,
 )
-from fermilink_state._document import MemoryDocument
-from fermilink_state._errors import StateCorruptError
-from fermilink_state._markdown import PLACEHOLDER_LINES
-from fermilink_state._project import (
-    FrozenClock,
-    LiveRunLockHolder,
-    OptimizeProject,
-    ProjectFactory,
-    ResultLike,
-    Snapshot,
-    seed_project,
-)
-from fermilink_state._results import (
-    RESULT_FIELDS,
-    RESULTS_HEADER,
-    ResultRow,
-    format_metric,
-    iter_result_lines,
-    parse_metric,
-    parse_result_line,
-    read_results,
-)
+from fermilink_state.testing._project import ResultLike
 
 __all__ = [
-    "FrozenClock",
-    "LiveRunLockHolder",
-    "MemoryLike",
-    "OptimizeProject",
-    "ProjectFactory",
-    "ResultLike",
-    "Snapshot",
     "assert_only_sections_changed",
     "assert_results_rows",
     "assert_results_well_formed",
     "assert_section_appended",
     "assert_section_lines",
-    "seed_project",
 ]
 
 _MAX_PROBLEMS: Final = 10

@@ -57,7 +57,7 @@ def _print_json(payload: Any) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from fermilink_state._status import render_summary, summarize, summary_json
+    from fermilink_state.cli._status import render_summary, summarize, summary_json
 
     summary = summarize(args.root, direction=args.direction, tail=args.tail)
     if args.json:
@@ -70,7 +70,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_results(args: argparse.Namespace) -> int:
     from fermilink_state._layout import results_path
     from fermilink_state._results import best_result, read_results
-    from fermilink_state._status import locate_campaign, render_table, row_json
+    from fermilink_state.cli._status import locate_campaign, render_table, row_json
 
     path = results_path(locate_campaign(args.root))
     rows = read_results(path) if path.exists() else []
@@ -94,9 +94,9 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from fermilink_state._check import check_campaign
     from fermilink_state._layout import optimize_root
-    from fermilink_state._status import locate_campaign
+    from fermilink_state.cli._check import check_campaign
+    from fermilink_state.cli._status import locate_campaign
 
     problems = check_campaign(args.root)
     if args.json:
@@ -119,7 +119,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_unlock(args: argparse.Namespace) -> int:
-    from fermilink_state._unlock import unlock_campaign
+    from fermilink_state.cli._unlock import unlock_campaign
 
     status = unlock_campaign(args.root, force=args.force)
     if status.state == "inactive":
@@ -134,8 +134,8 @@ def _cmd_unlock(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from fermilink_state._atomic import atomic_write_text
     from fermilink_state._layout import results_path
-    from fermilink_state._plot import render_svg
-    from fermilink_state._status import locate_campaign, read_rows_leniently
+    from fermilink_state.cli._plot import render_svg
+    from fermilink_state.cli._status import locate_campaign, read_rows_leniently
 
     path = results_path(locate_campaign(args.root))
     rows, skipped = read_rows_leniently(path)
@@ -154,7 +154,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from fermilink_state._demo import DemoOptions, run_demo
+    from fermilink_state.cli._demo import DemoOptions, run_demo
 
     options = DemoOptions(
         workers=args.workers,
@@ -186,7 +186,7 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from fermilink_state._status import DEFAULT_TAIL
+    from fermilink_state.cli._status import DEFAULT_TAIL
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -293,7 +293,7 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    from fermilink_state._status import CampaignNotFoundError
+    from fermilink_state.cli._status import CampaignNotFoundError
 
     parser = build_parser()
     try:

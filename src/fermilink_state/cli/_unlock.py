@@ -8,7 +8,7 @@ from fermilink_state._errors import RunLockHeld
 from fermilink_state._layout import run_lock_path
 from fermilink_state._locking import locked
 from fermilink_state._runlock import RunLockStatus, run_lock_status
-from fermilink_state._status import locate_campaign
+from fermilink_state.cli._status import locate_campaign
 
 
 def unlock_campaign(root: Path, *, force: bool = False) -> RunLockStatus:

@@ -32,7 +32,7 @@ from fermilink_state._memory import LAST_UPDATED_PREFIX, memory_template, worker
 from fermilink_state._process import pid_is_running
 from fermilink_state._results import RESULTS_HEADER, parse_result_line
 from fermilink_state._runlock import run_lock_status
-from fermilink_state._status import locate_campaign
+from fermilink_state.cli._status import locate_campaign
 
 
 def _template_headings(template: str) -> tuple[str, ...]:

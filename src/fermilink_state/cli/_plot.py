@@ -17,7 +17,7 @@ from typing import Final
 from xml.sax.saxutils import escape, quoteattr
 
 from fermilink_state._results import ResultRow
-from fermilink_state._status import (
+from fermilink_state.cli._status import (
     ROW_KINDS,
     Direction,
     RowKind,

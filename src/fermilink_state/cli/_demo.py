@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from fermilink_state._atomic import atomic_write_text
-from fermilink_state._check import check_campaign
 from fermilink_state._clock import utc_now_z
 from fermilink_state._document import edit_memory
 from fermilink_state._errors import RunLockHeld, StateError
@@ -45,7 +44,6 @@ from fermilink_state._memory import (
     record_campaign_event,
     reset_worker_memory_file,
 )
-from fermilink_state._plot import render_svg
 from fermilink_state._program import ensure_program_file
 from fermilink_state._results import (
     append_result,
@@ -54,7 +52,9 @@ from fermilink_state._results import (
     read_results,
 )
 from fermilink_state._runlock import acquire_run_lock, release_run_lock, run_lock
-from fermilink_state._status import read_rows_leniently, render_summary, summarize
+from fermilink_state.cli._check import check_campaign
+from fermilink_state.cli._plot import render_svg
+from fermilink_state.cli._status import read_rows_leniently, render_summary, summarize
 
 METRIC: Final = "runtime_s"
 BASELINE_VALUE: Final = 1.0
@@ -74,7 +74,7 @@ IDEAS: Final = (
     "hoist the bounds check",
 )
 _WORKER_CODE: Final = (
-    "import sys; from fermilink_state._demo import worker_main; "
+    "import sys; from fermilink_state.cli._demo import worker_main; "
     "raise SystemExit(worker_main(sys.argv[1:]))"
 )
 

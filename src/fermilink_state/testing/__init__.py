@@ -1,0 +1,49 @@
+"""Assertions and types for testing code that keeps its state with fermilink_state.
+
+Plain functions that raise ``AssertionError`` with a message saying which
+sections or rows differ, with a small diff for each: they need neither the
+pytest plugin nor assertion rewriting (``--assert=plain`` reads the same).
+The fixtures' types live here too, so tests can annotate their arguments::
+
+    from fermilink_state.testing import OptimizeProject, assert_section_appended
+
+    def test_event(seeded_project: OptimizeProject) -> None: ...
+
+Importing this module does not import pytest.
+"""
+
+from __future__ import annotations
+
+from fermilink_state.testing._assertions import (
+    assert_only_sections_changed,
+    assert_results_rows,
+    assert_results_well_formed,
+    assert_section_appended,
+    assert_section_lines,
+)
+from fermilink_state.testing._compare import MemoryLike
+from fermilink_state.testing._project import (
+    FrozenClock,
+    LiveRunLockHolder,
+    OptimizeProject,
+    ProjectFactory,
+    ResultLike,
+    Snapshot,
+    seed_project,
+)
+
+__all__ = [
+    "FrozenClock",
+    "LiveRunLockHolder",
+    "MemoryLike",
+    "OptimizeProject",
+    "ProjectFactory",
+    "ResultLike",
+    "Snapshot",
+    "assert_only_sections_changed",
+    "assert_results_rows",
+    "assert_results_well_formed",
+    "assert_section_appended",
+    "assert_section_lines",
+    "seed_project",
+]
