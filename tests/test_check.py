@@ -17,6 +17,7 @@ from fermilink_state import (
     run_lock_path,
     state_path,
     worker_memory_path,
+    write_state,
 )
 from fermilink_state._process import hostname
 from fermilink_state.cli._check import Problem, check_campaign
@@ -132,6 +133,7 @@ def test_bytes_that_are_not_utf8_in_the_ledger_name_their_line(campaign: Path) -
 
 
 def test_an_empty_ledger_is_fine(campaign: Path) -> None:
+    write_state(state_path(campaign), {"iteration": 0})
     results_path(campaign).write_bytes(b"")
     assert check_campaign(campaign) == []
 
@@ -262,5 +264,5 @@ def test_check_changes_nothing_not_even_a_lock_file(campaign: Path) -> None:
     for lock in optimize_root(campaign).glob("*.lock"):
         lock.unlink()
     before = snapshot(campaign)
-    assert len(check_campaign(campaign)) >= 4
+    assert len(check_campaign(campaign)) >= 3
     assert snapshot(campaign) == before

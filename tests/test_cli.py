@@ -16,7 +16,7 @@ from campaign_builder import (
     snapshot,
     write_stale_run_lock,
 )
-from fermilink_state import RESULTS_HEADER, results_path, run_lock_path, state_path
+from fermilink_state import RESULTS_HEADER, results_path, run_lock_path, state_path, write_state
 
 SUBCOMMANDS = ("status", "results", "check", "unlock", "plot", "demo")
 
@@ -265,6 +265,35 @@ def test_check_json_lists_the_problems(campaign: Path) -> None:
     assert [(p["path"], p["line"]) for p in payload["problems"]] == [
         (str(run_lock_path(campaign)), 1)
     ]
+
+
+def test_check_json_marks_crash_debris(campaign: Path) -> None:
+    write_stale_run_lock(campaign)
+    payload = json.loads(run_cli("check", campaign, "--json").stdout)
+    assert [p["debris"] for p in payload["problems"]] == [True]
+
+
+def test_check_finds_a_state_that_claims_what_the_ledger_lacks(campaign: Path) -> None:
+    # Issue 10's campaign: an incumbent and an iteration the ledger has no row of.
+    write_state(state_path(campaign), {"iteration": 9, "incumbent_commit": "c0009"})
+    result = run_cli("check", campaign)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert "claims iteration 9, which the ledger results.tsv lacks" in lines[0]
+    assert "names incumbent commit 'c0009'" in lines[1]
+    assert lines[-1].startswith("2 problem(s) in ")
+
+
+def test_check_counts_the_crash_debris(campaign: Path) -> None:
+    write_stale_run_lock(campaign)
+    with results_path(campaign).open("a", encoding="utf-8") as handle:
+        handle.write("6\tc")
+    result = run_cli("check", campaign)
+    assert result.returncode == 1
+    assert ": crash debris: stale run lock" in result.stdout
+    assert result.stdout.splitlines()[-1].endswith(
+        "(2 of them crash debris that the next write repairs)"
+    )
 
 
 def test_check_of_a_folder_without_a_campaign_is_a_usage_error(tmp_path: Path) -> None:

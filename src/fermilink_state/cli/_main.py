@@ -111,8 +111,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
         for problem in problems:
             sys.stdout.write(f"{problem}\n")
         where = optimize_root(locate_campaign(args.root))
+        debris = sum(problem.debris for problem in problems)
         if problems:
-            sys.stdout.write(f"{len(problems)} problem(s) in {where}\n")
+            sys.stdout.write(f"{len(problems)} problem(s) in {where}")
+            if debris:
+                sys.stdout.write(f" ({debris} of them crash debris that the next write repairs)")
+            sys.stdout.write("\n")
         else:
             sys.stdout.write(f"no problems in {where}\n")
     return EXIT_PROBLEMS if problems else 0

@@ -14,7 +14,9 @@ Importing this module does not import pytest.
 
 from __future__ import annotations
 
+from fermilink_state._consistency import CampaignProblem
 from fermilink_state.testing._assertions import (
+    assert_campaign_consistent,
     assert_only_sections_changed,
     assert_results_rows,
     assert_results_well_formed,
@@ -33,6 +35,7 @@ from fermilink_state.testing._project import (
 )
 
 __all__ = [
+    "CampaignProblem",
     "FrozenClock",
     "LiveRunLockHolder",
     "MemoryLike",
@@ -40,6 +43,7 @@ __all__ = [
     "ProjectFactory",
     "ResultLike",
     "Snapshot",
+    "assert_campaign_consistent",
     "assert_only_sections_changed",
     "assert_results_rows",
     "assert_results_well_formed",

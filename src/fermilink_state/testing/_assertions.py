@@ -9,11 +9,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
+from fermilink_state._consistency import CampaignProblem, campaign_problems
 from fermilink_state._document import MemoryDocument
 from fermilink_state._errors import StateCorruptError
+from fermilink_state._layout import optimize_root
 from fermilink_state._markdown import PLACEHOLDER_LINES
 from fermilink_state._results import (
     RESULT_FIELDS,
@@ -40,6 +43,7 @@ from fermilink_state.testing._compare import (
 from fermilink_state.testing._project import ResultLike
 
 __all__ = [
+    "assert_campaign_consistent",
     "assert_only_sections_changed",
     "assert_results_rows",
     "assert_results_well_formed",
@@ -330,3 +334,54 @@ def assert_results_rows(path: Path | str, expected: Sequence[ResultLike]) -> Non
         raise AssertionError(
             f"{path}: {len(rows)} rows, {len(wanted)} expected; they differ:\n{_capped(problems)}"
         )
+
+
+def _problem_lines(root: Path, problems: Sequence[CampaignProblem]) -> list[str]:
+    # Paths relative to the project: the test named the project already.
+    return [
+        str(replace(problem, path=problem.path.relative_to(root)))
+        if problem.path.is_relative_to(root)
+        else str(problem)
+        for problem in problems
+    ]
+
+
+def assert_campaign_consistent(
+    project_root: Path | str, *, allow_debris: bool = True
+) -> list[CampaignProblem]:
+    """Assert that the campaign of ``project_root`` is consistent, across its files.
+
+    The same engine as ``fermilink-state check``: the ledger is well formed;
+    state.json's iteration and incumbent are in the ledger (the incumbent as a
+    baseline or accepted row); memory.md and the worker memory have their
+    template headings; the run lock's holder is alive or there is no run
+    lock; there is no temp of a writer that is gone and no quarantined file.
+
+    Crash debris, which the next write or campaign start repairs by itself (a
+    dead writer's temp, a torn or NUL-padded last ledger row, a stale run
+    lock), is not an inconsistency: every crash state a correct controller
+    can leave passes. It is returned, and listed in the message of a failure;
+    ``allow_debris=False`` fails on it too (for a campaign that finished
+    cleanly). A malformed row in the middle of the ledger always fails.
+    """
+    __tracebackhide__ = True
+    root = Path(project_root)
+    if not optimize_root(root).is_dir():
+        raise AssertionError(
+            f"no campaign at {root}: {optimize_root(root).name}/ is missing "
+            "(pass the project root that holds it)"
+        )
+    problems = campaign_problems(root)
+    debris = [problem for problem in problems if problem.debris]
+    failures = problems if not allow_debris else [p for p in problems if not p.debris]
+    if failures:
+        nouns = ("inconsistency", "inconsistencies") if allow_debris else ("problem", "problems")
+        count = f"{len(failures)} {nouns[len(failures) != 1]}"
+        message = f"the campaign at {root} is not consistent ({count}):\n"
+        message += _capped(_problem_lines(root, failures))
+        if allow_debris and debris:
+            message += "\ncrash debris, which the next write repairs (not a failure):\n" + _capped(
+                _problem_lines(root, debris)
+            )
+        raise AssertionError(message)
+    return debris

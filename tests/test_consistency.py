@@ -1,0 +1,162 @@
+"""campaign_problems: cross-file claims, and crash debris told apart from inconsistencies."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from campaign_builder import dead_pid, make_campaign, write_stale_run_lock
+from fermilink_state import optimize_root, results_path, state_path, write_state
+from fermilink_state._consistency import CampaignProblem, campaign_problems
+from fermilink_state._process import hostname
+
+ROW = b"6\tc0006\trejected\truntime_s\t0.9\tcandidate 6\n"
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Path:
+    return make_campaign(tmp_path / "project")
+
+
+def _append(campaign: Path, data: bytes) -> None:
+    with results_path(campaign).open("ab") as handle:
+        handle.write(data)
+
+
+def _only(problems: list[CampaignProblem]) -> CampaignProblem:
+    assert len(problems) == 1, [str(problem) for problem in problems]
+    return problems[0]
+
+
+def test_a_healthy_campaign_has_no_problems(campaign: Path) -> None:
+    assert campaign_problems(campaign) == []
+
+
+def test_a_state_iteration_the_ledger_lacks_is_an_inconsistency(campaign: Path) -> None:
+    write_state(state_path(campaign), {"iteration": 7, "schema_version": 1})
+    problem = _only(campaign_problems(campaign))
+    assert problem.path == state_path(campaign)
+    assert not problem.debris
+    assert problem.what == "claims iteration 7, which the ledger results.tsv lacks (last row: 5)"
+    assert "append the ledger row before it writes state.json" in problem.fix
+    # The line of the "iteration" key in state.json.
+    lines = state_path(campaign).read_text(encoding="utf-8").splitlines()
+    assert lines[problem.line - 1].startswith('  "iteration":')
+
+
+def test_a_state_iteration_with_an_empty_ledger_is_an_inconsistency(campaign: Path) -> None:
+    results_path(campaign).write_bytes(b"")
+    assert "(no rows)" in _only(campaign_problems(campaign)).what
+
+
+def test_iteration_zero_claims_no_row(campaign: Path) -> None:
+    # FermiLink's initial state says iteration 0 before and after its baseline.
+    results_path(campaign).write_bytes(b"")
+    write_state(state_path(campaign), {"iteration": 0})
+    assert campaign_problems(campaign) == []
+
+
+def test_an_incumbent_the_ledger_lacks_is_an_inconsistency(campaign: Path) -> None:
+    write_state(state_path(campaign), {"iteration": 5, "incumbent_commit": "c9999"})
+    problem = _only(campaign_problems(campaign))
+    assert problem.what == (
+        "names incumbent commit 'c9999', but the ledger results.tsv has no row of it"
+    )
+    assert not problem.debris
+
+
+def test_an_incumbent_only_rejected_in_the_ledger_is_an_inconsistency(campaign: Path) -> None:
+    write_state(state_path(campaign), {"iteration": 5, "incumbent_commit": "c0002"})
+    assert "the ledger has it only as rejected" in _only(campaign_problems(campaign)).what
+
+
+@pytest.mark.parametrize("commit", ["c0000", "c0004"])  # the baseline, an accepted row
+def test_an_incumbent_in_the_ledger_is_consistent(campaign: Path, commit: str) -> None:
+    write_state(state_path(campaign), {"iteration": 5, "incumbent_commit": commit})
+    assert campaign_problems(campaign) == []
+
+
+def test_a_corrupt_state_makes_no_claims(campaign: Path) -> None:
+    state_path(campaign).write_text('{"iteration": 99', encoding="utf-8")
+    assert "invalid JSON" in _only(campaign_problems(campaign)).what
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"6\tc0006\trej",  # cut short
+        b"\0" * len(ROW),  # the row's bytes never landed
+        b"\x8f\x01garbage",  # garbage after the last newline
+    ],
+    ids=["partial", "nul", "garbage"],
+)
+def test_a_torn_last_row_is_debris(campaign: Path, tail: bytes) -> None:
+    _append(campaign, tail)
+    problem = _only(campaign_problems(campaign))
+    assert (problem.path, problem.line, problem.debris) == (results_path(campaign), 8, True)
+    assert "the next append repairs it" in problem.fix
+    assert str(problem).startswith(f"{results_path(campaign)}:8: crash debris: ")
+
+
+def test_terminated_nul_lines_at_the_end_are_debris(campaign: Path) -> None:
+    _append(campaign, b"\0\0\0\n\0\0")
+    problems = campaign_problems(campaign)
+    assert [(p.line, p.debris) for p in problems] == [(9, True), (8, True)]
+
+
+def test_nul_lines_followed_by_a_row_are_an_inconsistency(campaign: Path) -> None:
+    _append(campaign, b"\0\0\0\n" + ROW)
+    problem = _only(campaign_problems(campaign))
+    assert (problem.line, problem.debris) == (8, False)
+    assert problem.what == "malformed row: NUL bytes"
+
+
+def test_a_malformed_middle_row_is_an_inconsistency(campaign: Path) -> None:
+    _append(campaign, b"6\tc0006\trej\n" + ROW.replace(b"6", b"7", 1))
+    problem = _only(campaign_problems(campaign))
+    assert (problem.line, problem.debris) == (8, False)
+    assert "expected 6 tab-separated fields, found 3" in problem.what
+
+
+def test_a_malformed_but_terminated_last_row_is_an_inconsistency(campaign: Path) -> None:
+    # A newline means the write completed: no crash cuts a row this way.
+    _append(campaign, b"6\tc0006\trej\n")
+    assert not _only(campaign_problems(campaign)).debris
+
+
+def test_a_stale_run_lock_is_debris(campaign: Path) -> None:
+    write_stale_run_lock(campaign)
+    problem = _only(campaign_problems(campaign))
+    assert problem.debris
+    assert "stale run lock" in problem.what
+
+
+def test_a_dead_writer_s_temp_is_debris(campaign: Path) -> None:
+    temp = optimize_root(campaign) / f".state.json.{hostname()}.{dead_pid()}.ab12cd34.tmp"
+    temp.write_text("{}", encoding="utf-8")
+    assert _only(campaign_problems(campaign)).debris
+
+
+def test_a_live_writer_s_temp_is_no_problem(campaign: Path) -> None:
+    temp = optimize_root(campaign) / f".state.json.{hostname()}.{os.getpid()}.ab12cd34.tmp"
+    temp.write_text("{}", encoding="utf-8")
+    assert campaign_problems(campaign) == []
+
+
+def test_a_quarantined_file_is_not_debris(campaign: Path) -> None:
+    (optimize_root(campaign) / "state.json.corrupt-20260101T000000Z").write_text("{", "utf-8")
+    assert not _only(campaign_problems(campaign)).debris
+
+
+def test_as_dict_says_whether_it_is_debris(campaign: Path) -> None:
+    _append(campaign, b"torn")
+    assert _only(campaign_problems(campaign)).as_dict()["debris"] is True
+
+
+def test_claims_at_the_end_of_a_long_ledger_are_found(campaign: Path) -> None:
+    rows = b"".join(b"%d\tc%d\taccepted\tm\t1\td\n" % (n, n) for n in range(6, 20_006))
+    _append(campaign, rows)
+    write_state(state_path(campaign), {"iteration": 20_005, "incumbent_commit": "c20005"})
+    assert campaign_problems(campaign) == []
