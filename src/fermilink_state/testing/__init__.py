@@ -33,6 +33,7 @@ from fermilink_state.testing._project import (
     Snapshot,
     seed_project,
 )
+from fermilink_state.testing._race import Outcome, run_concurrently
 
 __all__ = [
     "CampaignProblem",
@@ -40,6 +41,7 @@ __all__ = [
     "LiveRunLockHolder",
     "MemoryLike",
     "OptimizeProject",
+    "Outcome",
     "ProjectFactory",
     "ResultLike",
     "Snapshot",
@@ -49,5 +51,6 @@ __all__ = [
     "assert_results_well_formed",
     "assert_section_appended",
     "assert_section_lines",
+    "run_concurrently",
     "seed_project",
 ]
