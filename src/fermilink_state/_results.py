@@ -16,12 +16,12 @@ from typing import Final, Literal
 from fermilink_state import _fileops
 from fermilink_state._atomic import atomic_write_bytes
 from fermilink_state._create import create_if_missing
-from fermilink_state._jsonio import quarantine_path
 from fermilink_state._errors import (
     StateCorruptError,
     StateCorruptWarning,
     explain_write_error,
 )
+from fermilink_state._jsonio import quarantine_path
 from fermilink_state._locking import locked
 
 RESULTS_HEADER: Final = (
@@ -390,9 +390,7 @@ def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
             reason = f"malformed row: {error}{_torn_hint(text, line)}"
             if strict:
                 raise StateCorruptError(path, reason, line=number) from None
-            warnings.warn(
-                StateCorruptWarning(f"{path}:{number}: skipped a {reason}"), stacklevel=2
-            )
+            warnings.warn(StateCorruptWarning(f"{path}:{number}: skipped a {reason}"), stacklevel=2)
     return rows
 
 
