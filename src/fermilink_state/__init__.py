@@ -23,6 +23,7 @@ from fermilink_state._errors import (
     StateError,
     StateLockTimeout,
 )
+from fermilink_state._iteration import record_iteration
 from fermilink_state._jsonio import (
     load_json_file,
     load_state,
@@ -248,6 +249,7 @@ __all__ = [
     "read_results",
     "recent_results_text",
     "record_campaign_event",
+    "record_iteration",
     "release_run_lock",
     "replace_metadata_line",
     "reset_worker_memory_file",

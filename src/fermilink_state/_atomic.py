@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
+from fermilink_state import _fileops
 from fermilink_state._errors import explain_write_error
+from fermilink_state._fileops import FSYNC_ENV, fsync_enabled
 from fermilink_state._process import hostname, pid_is_running
 
-FSYNC_ENV: Final = "FERMILINK_STATE_FSYNC"
+__all__ = ["FSYNC_ENV", "fsync_enabled"]  # re-exported: older imports found them here
 _OPEN_FLAGS: Final = (
     os.O_WRONLY
     | os.O_CREAT
@@ -39,11 +41,6 @@ _UNSAFE_HOST_CHARS: Final = re.compile(r"[^A-Za-z0-9_.-]")
 # After the host prefix, exactly "<pid>.<8 hex>.tmp": a host whose name extends
 # ours with dots (``node`` and ``node.5``) must not pass for one of our pids.
 _TEMP_TAIL: Final = re.compile(r"([0-9]+)\.[0-9a-f]{8}\.tmp")
-
-
-def fsync_enabled() -> bool:
-    """False when ``FERMILINK_STATE_FSYNC=0`` (read at each call)."""
-    return os.environ.get(FSYNC_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 @functools.cache
@@ -85,7 +82,7 @@ def sweep_dead_temps(target: Path) -> list[Path]:
             if pid is None or pid == os.getpid() or pid_is_running(pid):
                 continue
             with contextlib.suppress(OSError):
-                os.unlink(entry.path)
+                _fileops.unlink(entry.path)
                 removed.append(Path(entry.path))
     return removed
 
@@ -93,7 +90,7 @@ def sweep_dead_temps(target: Path) -> list[Path]:
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        written = _fileops.write(fd, view)
         view = view[written:]
 
 
@@ -106,7 +103,7 @@ def _write_pieces(fd: int, pieces: Sequence[bytes | memoryview]) -> None:
         return
     views = [memoryview(piece) for piece in pieces if len(piece)]
     while views:
-        written = os.writev(fd, views[:_MAX_PIECES_PER_CALL])
+        written = _fileops.writev(fd, views[:_MAX_PIECES_PER_CALL])
         while views and written >= len(views[0]):
             written -= len(views[0])
             del views[0]
@@ -127,17 +124,7 @@ def _start_writeback(fd: int) -> None:
 def fsync_directory(directory: Path) -> None:
     """fsync a folder so a rename in it survives a power cut (POSIX only)."""
     if fsync_enabled():
-        _fsync_folder(directory)
-
-
-def _fsync_folder(directory: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        _fileops.sync_folder(directory)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool | None = None) -> None:
@@ -168,17 +155,17 @@ def atomic_write_chunks(
     propagates. With fsync on, the temp's writeback is started first, so a
     slow check (say, a scan of the old bytes) runs while the disk writes.
     """
+    sync = fsync_enabled() if durable is None else durable
     try:
         keep_mode: int | None = os.stat(path).st_mode & 0o7777
     except OSError:
         keep_mode = None
-        path.parent.mkdir(parents=True, exist_ok=True)  # (a file that exists has its folder)
-    sync = fsync_enabled() if durable is None else durable
+        _fileops.make_folders(path.parent, durable=sync)  # (a file that exists has its folder)
     if durable is not False:
         sweep_dead_temps(path)
     temp = _temp_name(path)
     try:
-        fd = os.open(temp, _OPEN_FLAGS, _NEW_FILE_MODE)
+        fd = _fileops.open_file(temp, _OPEN_FLAGS, _NEW_FILE_MODE)
     except OSError as error:
         raise explain_write_error(error, path) from error
     try:
@@ -193,18 +180,18 @@ def atomic_write_chunks(
                     _start_writeback(fd)
                 check()
             if sync:
-                os.fsync(fd)
+                _fileops.fsync(fd)
         finally:
-            os.close(fd)
-        os.replace(temp, path)
+            _fileops.close(fd)
+        _fileops.replace(temp, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
-            os.unlink(temp)
+            _fileops.unlink(temp)
         if isinstance(error, OSError):
             raise explain_write_error(error, path) from error
         raise
     if sync:
-        _fsync_folder(path.parent)
+        _fileops.sync_folder(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

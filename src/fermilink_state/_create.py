@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from fermilink_state import _fileops
 from fermilink_state._atomic import atomic_write_text
 from fermilink_state._locking import locked
 
@@ -18,7 +19,7 @@ def create_if_missing(path: Path, render: Callable[[], str]) -> bool:
     """
     if path.exists():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _fileops.make_folders(path.parent)
     with locked(path):
         if path.exists():
             return False

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fermilink_state import _fileops
 from fermilink_state._atomic import atomic_write_text
 from fermilink_state._errors import StateCorruptError, StateCorruptWarning
 
@@ -95,7 +96,9 @@ def _move_aside(path: Path, identity: os.stat_result, error: StateCorruptError) 
         # Move only the file we judged: a writer may have replaced it meanwhile.
         if not os.path.samestat(os.stat(path), identity):
             return
-        os.rename(path, target)
+        _fileops.rename(path, target)
+        if _fileops.fsync_enabled():
+            _fileops.sync_folder(path.parent)
         warnings.warn(
             StateCorruptWarning(
                 f"{path}: {error.reason}; moved it aside to {target.name} and continued "

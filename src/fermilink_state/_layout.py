@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from fermilink_state import _fileops
+
 OPTIMIZE_DIRNAME: Final = ".fermilink-optimize"
 STATE_FILENAME: Final = "state.json"
 RESULTS_FILENAME: Final = "results.tsv"
@@ -179,17 +181,19 @@ def default_program_path(project_root: Path) -> Path:
 
 
 def ensure_optimize_root(project_root: Path) -> Path:
-    """Create the campaign folder and its ``runs/``; return the campaign folder."""
+    """Create the campaign folder and its ``runs/``; return the campaign folder.
+
+    With fsync on, each folder created is durable in its parent on return.
+    """
     root = optimize_root(project_root)
-    root.mkdir(parents=True, exist_ok=True)
-    runs_root(project_root).mkdir(parents=True, exist_ok=True)
+    _fileops.make_folders(runs_root(project_root))
     return root
 
 
 def ensure_autogen_root(project_root: Path) -> Path:
-    """Create ``autogen/`` (and its parents); return it."""
+    """Create ``autogen/`` (and its parents, each durable in its own parent); return it."""
     root = autogen_root(project_root)
-    root.mkdir(parents=True, exist_ok=True)
+    _fileops.make_folders(root)
     return root
 
 

@@ -6,7 +6,7 @@ import codecs
 from pathlib import Path
 from typing import Final
 
-from fermilink_state import _clock
+from fermilink_state import _clock, _fileops
 from fermilink_state._atomic import atomic_write_chunks, atomic_write_text
 from fermilink_state._create import create_if_missing
 from fermilink_state._errors import StateCorruptError
@@ -176,7 +176,7 @@ def reset_worker_memory_file(
     worker_iteration: int,
 ) -> None:
     """(Re)write ``worker_memory.md`` from the template, atomically, under its lock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _fileops.make_folders(path.parent)
     text = worker_memory_template(
         package_id=package_id,
         benchmark_id=benchmark_id,
@@ -195,7 +195,7 @@ def archive_worker_memory(source_path: Path, run_dir: Path) -> Path | None:
     """Copy the worker memory into ``run_dir`` atomically; ``None`` if it is missing."""
     if not source_path.is_file():
         return None
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _fileops.make_folders(run_dir)
     target_path = run_dir / WORKER_MEMORY_FILENAME
     with locked(source_path):
         text = decode_memory(source_path, source_path.read_bytes())

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from fermilink_state import _fileops
+from fermilink_state._atomic import atomic_write_bytes
 from fermilink_state._create import create_if_missing
 from fermilink_state._errors import (
     StateCorruptError,
     StateCorruptWarning,
     explain_write_error,
 )
+from fermilink_state._jsonio import quarantine_path
 from fermilink_state._locking import locked
 
 RESULTS_HEADER: Final = (
@@ -139,38 +142,96 @@ def _require_folder(path: Path) -> None:
         )
 
 
+_APPEND_FLAGS: Final = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
 def _append_locked(path: Path, rows_text: str) -> None:
     # One O_APPEND write per call: readers never see half a batch from us.
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    fd = _fileops.open_file(path, _APPEND_FLAGS, 0o666)
     try:
         size = os.fstat(fd).st_size
-        if size == 0:
-            payload = RESULTS_HEADER + rows_text
-        elif _last_byte(fd, path, size) != b"\n":
-            # An earlier writer died mid-row: start ours on a fresh line.
-            payload = "\n" + rows_text
-        else:
-            payload = rows_text
+        prefix = ""
+        if size and _read_at(fd, path, 1, size - 1) != b"\n":
+            # An earlier append did not finish (killed mid-row, or a power cut
+            # left a partial row, NUL bytes or garbage): repair the tail first.
+            size, prefix = _repair_tail(fd, path, size)
+        payload = (RESULTS_HEADER if size == 0 else prefix) + rows_text
         view = memoryview(payload.encode("utf-8"))
         try:
             while view:
-                view = view[os.write(fd, view) :]
+                view = view[_fileops.write(fd, view) :]
+            if _fileops.fsync_enabled():
+                # Durable before the call returns: a state.json written after
+                # this row can never claim a row that a power cut took away.
+                _fileops.fdatasync(fd)
         except OSError as error:
             # We hold the lock, so every byte past `size` is ours: cut them off
             # rather than leave half a row (e.g. after ENOSPC) in the ledger.
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)
+                _fileops.truncate(fd, size)
             raise explain_write_error(error, path, kept="no row was added") from error
     finally:
-        os.close(fd)
+        _fileops.close(fd)
 
 
-def _last_byte(fd: int, path: Path, size: int) -> bytes:
+def _read_at(fd: int, path: Path, count: int, offset: int) -> bytes:
     if hasattr(os, "pread"):
-        return os.pread(fd, 1, size - 1)
+        return os.pread(fd, count, offset)
     with open(path, "rb") as handle:  # pragma: no cover - Windows has no pread
-        handle.seek(size - 1)
-        return handle.read(1)
+        handle.seek(offset)
+        return handle.read(count)
+
+
+def _repair_tail(fd: int, path: Path, size: int) -> tuple[int, str]:
+    """Make the ledger end on a line break again; return ``(new size, prefix)``.
+
+    A last line that is a well-formed row is kept (``prefix`` is the missing
+    line break). Anything else after the last line break (a partial row, a
+    run of NULs, garbage) is no row of anyone's: its bytes, when not all NUL,
+    are saved beside the ledger and cut off, so the next row is not swallowed.
+    """
+    start = max(0, size - _TAIL_BLOCK)
+    block = _read_at(fd, path, size - start, start)
+    while start > 0 and b"\n" not in block:
+        start = max(0, start - _TAIL_BLOCK * 4)
+        block = _read_at(fd, path, size - start, start)
+    tail = torn_tail(block)
+    if tail is None:
+        return size, "\n"
+    keep = start + len(block) - len(tail)
+    if tail.strip(b"\0"):
+        _save_torn_tail(path, tail)
+    _fileops.truncate(fd, keep)
+    return keep, ""
+
+
+def torn_tail(data: bytes) -> bytes | None:
+    """What a crash left after the ledger's last line break, or ``None``.
+
+    ``data`` is the end of a ledger that does not end in a line break. The
+    bytes after the last line break are a torn tail unless they are a
+    well-formed row (then ``None``: the row only lacks its line break).
+    """
+    tail = data[data.rfind(b"\n") + 1 :]
+    if b"\0" in tail:
+        return tail
+    try:
+        parse_result_line(tail.decode("utf-8").removesuffix("\r"))
+    except (UnicodeDecodeError, ValueError):
+        return tail
+    return None
+
+
+def _save_torn_tail(path: Path, tail: bytes) -> None:
+    aside = quarantine_path(path)
+    atomic_write_bytes(aside, tail)
+    warnings.warn(
+        StateCorruptWarning(
+            f"{path}: the last line was torn by a crash ({len(tail)} bytes, not a row); "
+            f"moved it to {aside.name} and appended after the last whole row"
+        ),
+        stacklevel=4,
+    )
 
 
 def append_result(
@@ -326,13 +387,22 @@ def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
         try:
             rows.append(parse_result_line(line))
         except ValueError as error:
+            reason = f"malformed row: {error}{_torn_hint(text, line)}"
             if strict:
-                raise StateCorruptError(path, f"malformed row: {error}", line=number) from None
-            warnings.warn(
-                StateCorruptWarning(f"{path}:{number}: skipped a malformed row: {error}"),
-                stacklevel=2,
-            )
+                raise StateCorruptError(path, reason, line=number) from None
+            warnings.warn(StateCorruptWarning(f"{path}:{number}: skipped a {reason}"), stacklevel=2)
     return rows
+
+
+def _torn_hint(text: str, line: str) -> str:
+    # What a crash leaves at the end of an append-only file deserves a word on
+    # what happens next, not only "malformed".
+    if "\0" in line or (not text.endswith("\n") and text.endswith(line)):
+        return (
+            " (the end of the ledger was torn by a crash; the next append moves it"
+            " aside, or read with strict=False to skip it)"
+        )
+    return ""
 
 
 def best_result(
@@ -393,7 +463,9 @@ def recent_results_text(path: Path, *, limit: int = 8) -> str:
                     while skip < len(data) and skip < 4 and 0x80 <= data[skip] <= 0xBF:
                         skip += 1
                     data = data[skip:]
-                lines = data.decode("utf-8").splitlines()
+                # errors="replace": garbage a power cut left at the end must
+                # not hide the rows before it (well-formed files are unchanged).
+                lines = data.decode("utf-8", errors="replace").splitlines()
                 # The first line of a block that does not start the file may be
                 # partial, so more than `limit` lines are needed to trust it.
                 if start == 0 or len(lines) > limit:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from fermilink_state import _clock
+from fermilink_state import _clock, _fileops
 from fermilink_state._errors import RunLockHeld, StateCorruptError
 from fermilink_state._jsonio import load_json_file, read_json_file, write_json_file
 from fermilink_state._layout import ensure_optimize_root, run_lock_path
@@ -33,7 +33,7 @@ def load_run_lock(path: Path) -> dict[str, Any] | None:
 def clear_run_lock(path: Path) -> None:
     """Remove a run-lock file whoever holds it; ignore errors."""
     with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
+        _fileops.unlink(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +153,9 @@ def release_run_lock(project_root: Path, *, timeout: float | None = None) -> boo
             return False
         if not _is_mine(holder):
             return False
-        path.unlink()
+        # No folder sync: a released lock that reappears after a power cut
+        # names a dead holder, and staleness detection takes it over.
+        _fileops.unlink(path)
     return True
 
 

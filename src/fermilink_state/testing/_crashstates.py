@@ -1,0 +1,814 @@
+"""The crash-state explorer's engine: record a workload, rebuild every crash state.
+
+A power cut or a kernel crash keeps only what was synced, in whatever order
+the file system chose (the persistence model of ALICE, Pillai et al., OSDI
+2014, and of SQLite's crash tests). This engine proves a workload against
+that model, and against a plain process kill, by brute force:
+
+1. :func:`record` runs ``step(project_root)`` once in a child process (spawn by
+   default, so it works under pytest-xdist; ``step`` must be picklable: a
+   module-level function or a ``functools.partial`` of one) with a recorder
+   installed in ``fermilink_state._fileops``, the seam every writer of this
+   library goes through. Each :class:`FileOp` (create, write with its offset
+   and bytes, truncate, fsync / fdatasync, folder sync, rename, unlink, mkdir)
+   is tagged with the library call it came from (``call``: the outermost
+   ``fermilink_state`` function on the stack, ``stack``: all of them,
+   ``call_index``: which top-level call). The step may call :func:`mark` to
+   note that something returned (``mark("row 3")``): marks are ops too, so a
+   check knows what the workload had been told before the crash. Syncs are
+   recorded, not performed (the child's disk state is thrown away).
+   ``trace_pathlib=True`` also records writes made through ``open()`` /
+   ``pathlib`` (for code that does not use this library, e.g. the reference
+   module or a user's controller). The :class:`Recording` holds the project's
+   tree before (:class:`Tree`), the ops and the tree after;
+   :meth:`Recording.untracked` lists files the ops do not explain.
+2. :func:`crash_states` builds the states of one model:
+
+   - ``"kill"``: the process died after each prefix of the ops (the page cache
+     survives, so everything issued is there);
+   - ``"power"``: at each crash point, the synced ops (a write or truncate is
+     synced by a later fsync / fdatasync of its file; a create, mkdir, rename
+     or unlink by a later sync of its folder; anything inside a folder whose
+     own creation did not persist is gone) plus the unsynced ones, in ALICE's
+     three passes: every prefix of the unsynced ops; each single unsynced op
+     dropped while all later ones persist; and the last write of each prefix
+     cut short, padded with zeros, or filled with garbage (bytes without line
+     breaks).
+
+   States that leave the same files after the same marks are explored once
+   (``dedupe=True``). Each :class:`CrashState` says where it is
+   (``point``: how many ops were issued), what it is (``kind``), which ops
+   persisted, and :meth:`CrashState.describe` names the op it followed and
+   its library call.
+3. :func:`simulate` gives a state's :class:`Tree`; :func:`materialize` writes
+   it into a fresh folder; :func:`explore` does both for every state and
+   calls ``check(copy_root, state)``, collecting each exception as a
+   :class:`CrashFailure`.
+
+Only the step's own process is recorded (not processes it starts), and only
+what goes through the seam (or ``open()`` / ``pathlib`` with
+``trace_pathlib``). Lock files (``*.lock``) are not campaign data and are
+ignored.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import io
+import multiprocessing
+import os
+import pickle
+import shutil
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any, Final, Literal
+
+from fermilink_state import _fileops
+from fermilink_state._locking import LOCK_SUFFIX
+
+CrashModel = Literal["kill", "power"]
+MODELS: Final[tuple[CrashModel, ...]] = ("kill", "power")
+DEFAULT_LIBRARIES: Final = ("fermilink_state", "fermilink.optimize.state")
+# Kinds of FileOp that change what is on disk (the rest are syncs and marks).
+CHANGES: Final = frozenset({"create", "write", "truncate", "rename", "unlink", "mkdir"})
+SYNCS: Final = frozenset({"fsync", "fdatasync", "sync_folder"})
+_TORN_KINDS: Final = ("torn-cut", "torn-zeros", "torn-garbage")
+_NOT_LIBRARY: Final = ("fermilink_state.testing", "fermilink_state._fileops")
+
+
+@dataclass(frozen=True, slots=True)
+class FileOp:
+    """One recorded file operation.
+
+    ``kind`` is one of ``create``, ``write``, ``truncate``, ``fsync``,
+    ``fdatasync``, ``sync_folder``, ``rename``, ``unlink``, ``mkdir``,
+    ``mark``. ``path`` is relative to the project root (POSIX separators;
+    ``"."`` is the root itself); ``target`` is a rename's new name. ``inode``
+    names the file the op acts on across renames (``"init:<path>"`` for a file
+    that existed before the step). ``call`` is the outermost library function
+    on the stack when the op ran (``""`` for none), ``stack`` every library
+    function from outermost to innermost, ``call_index`` counts top-level
+    library calls (ops of one call share it).
+    """
+
+    index: int
+    kind: str
+    path: str = ""
+    target: str = ""
+    inode: str = ""
+    offset: int = 0
+    data: bytes = b""
+    size: int = 0
+    label: str = ""
+    call: str = ""
+    stack: tuple[str, ...] = ()
+    call_index: int = -1
+
+    def describe(self) -> str:
+        """One line: what the op did and which library call did it."""
+        if self.kind == "mark":
+            return f"#{self.index} mark {self.label!r}"
+        if self.kind == "write":
+            what = f"write {len(self.data)} bytes at {self.offset} to {self.path}"
+        elif self.kind == "truncate":
+            what = f"truncate {self.path} to {self.size} bytes"
+        elif self.kind == "rename":
+            what = f"rename {self.path} -> {self.target}"
+        else:
+            what = f"{self.kind} {self.path}"
+        return f"#{self.index} {what}" + (f" (in {self.call})" if self.call else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """The folders and file bytes under a project root, by relative POSIX path."""
+
+    folders: frozenset[str]
+    files: Mapping[str, bytes]
+
+    @classmethod
+    def capture(cls, root: Path, *, ignore: Callable[[str], bool] | None = None) -> Tree:
+        """Read every folder and regular file under ``root`` (symlinks are skipped)."""
+        skip = ignore or is_lock_file
+        folders: set[str] = set()
+        files: dict[str, bytes] = {}
+        for folder, dirs, names in os.walk(root):
+            relative = os.path.relpath(folder, root)
+            prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+            folders.update(prefix + name for name in dirs)
+            for name in names:
+                full = os.path.join(folder, name)
+                if skip(prefix + name) or os.path.islink(full):
+                    continue
+                with contextlib.suppress(FileNotFoundError), open(full, "rb") as handle:
+                    files[prefix + name] = handle.read()
+        return cls(frozenset(folders), files)
+
+    def fingerprint(self) -> bytes:
+        """A digest of every folder name and file's bytes."""
+        digest = hashlib.blake2b(digest_size=16)
+        for folder in sorted(self.folders):
+            digest.update(b"d" + folder.encode() + b"\0")
+        for name in sorted(self.files):
+            data = self.files[name]
+            digest.update(b"f" + name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+        return digest.digest()
+
+    def write_to(self, destination: Path) -> Path:
+        """Create ``destination`` (must not exist) holding exactly this tree."""
+        destination.mkdir(parents=True)
+        for folder in sorted(self.folders):
+            (destination / folder).mkdir(parents=True, exist_ok=True)
+        for name, data in self.files.items():
+            (destination / name).write_bytes(data)
+        return destination
+
+
+def is_lock_file(relative: str) -> bool:
+    """Whether a relative path is an inter-process lock file (not campaign data)."""
+    return relative.endswith(LOCK_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What :func:`record` saw: the tree before, the ops, the tree after.
+
+    ``error`` is the step's traceback text if it raised (``None`` if it
+    returned), ``result`` its return value (its ``repr`` when it does not
+    pickle).
+    """
+
+    root: Path
+    initial: Tree
+    ops: tuple[FileOp, ...]
+    final: Tree
+    error: str | None = None
+    result: object = None
+
+    def untracked(self) -> list[str]:
+        """Paths whose final state the ops do not explain (writes that bypassed the seam)."""
+        replayed = simulate(self, _kill_state(self, len(self.ops), 0))
+        names = set(replayed.files) | set(self.final.files)
+        wrong = {name for name in names if replayed.files.get(name) != self.final.files.get(name)}
+        wrong |= replayed.folders ^ self.final.folders
+        return sorted(wrong)
+
+    def marks_before(self, point: int) -> tuple[str, ...]:
+        """The labels of the marks among the first ``point`` ops."""
+        return tuple(op.label for op in self.ops[:point] if op.kind == "mark")
+
+    def calls(self) -> list[str]:
+        """The top-level library calls in order, one entry per call."""
+        seen: dict[int, str] = {}
+        for op in self.ops:
+            if op.call and op.call_index not in seen:
+                seen[op.call_index] = op.call
+        return [seen[index] for index in sorted(seen)]
+
+
+@dataclass(frozen=True, slots=True)
+class CrashState:
+    """One state the files can be in after a crash.
+
+    ``point``: the crash came after the first ``point`` ops were issued.
+    ``kind``: ``"kill"``; or for a power cut ``"prefix"`` (the synced ops and
+    a prefix of the unsynced ones), ``"drop"`` (every unsynced op but
+    ``dropped``), ``"torn-cut"`` / ``"torn-zeros"`` / ``"torn-garbage"`` (the
+    write ``torn`` landed cut short, as zeros or as garbage). ``persisted``:
+    the indices of the ops whose effect is on disk (``torn`` included).
+    ``marks``: the labels of the marks issued before the crash.
+    """
+
+    index: int
+    model: CrashModel
+    point: int
+    kind: str
+    persisted: tuple[int, ...]
+    marks: tuple[str, ...] = ()
+    dropped: int | None = None
+    torn: int | None = None
+
+    def describe(self, recording: Recording) -> str:
+        """Where the crash hit and what it kept, for a failure message."""
+        after = recording.ops[self.point - 1].describe() if self.point else "before any op"
+        text = f"state {self.index} ({self.model}, {self.kind}): crash after {after}"
+        if self.dropped is not None:
+            text += f"; lost {recording.ops[self.dropped].describe()}"
+        if self.torn is not None:
+            text += f"; {self.kind[5:]} {recording.ops[self.torn].describe()}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class CrashFailure:
+    """A check that raised on a crash state."""
+
+    state: CrashState
+    description: str
+    error: BaseException
+    copy_root: Path | None = None
+
+
+@dataclass(slots=True)
+class Exploration:
+    """What :func:`explore` found: how many states it checked, which failed."""
+
+    model: CrashModel
+    states: int = 0
+    failures: list[CrashFailure] = field(default_factory=list)
+
+
+class CrashStepError(RuntimeError):
+    """The recorded step raised; the message holds its traceback."""
+
+
+# ---------------------------------------------------------------- recording
+
+
+class _OpRecorder:
+    """Receives the seam's calls in the child process and keeps them as ops."""
+
+    perform_syncs = False
+
+    def __init__(self, root: str, libraries: Sequence[str]) -> None:
+        self.root = root
+        self.libraries = tuple(libraries)
+        self.ops: list[FileOp] = []
+        self._fds: dict[int, tuple[str, str]] = {}  # fd -> (relative path at open, inode)
+        self._names: dict[str, str] = {}  # relative path -> inode, as the step changed them
+        self._new_inodes = 0
+        self._outer: FrameType | None = None
+        self._call_index = -1
+        self._guard = threading.Lock()
+
+    def _relative(self, path: str) -> str | None:
+        relative = os.path.relpath(path, self.root)
+        if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            return None
+        return relative.replace(os.sep, "/")
+
+    def _inode(self, relative: str) -> str:
+        return self._names.get(relative) or self._names.setdefault(relative, f"init:{relative}")
+
+    def _caller(self) -> tuple[str, tuple[str, ...], int]:
+        frame: FrameType | None = sys._getframe(3)
+        outer: FrameType | None = None
+        stack: list[str] = []
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            if module.startswith(self.libraries) and not module.startswith(_NOT_LIBRARY):
+                outer = frame
+                stack.append(frame.f_code.co_name)
+            frame = frame.f_back
+        if outer is None:
+            return "", (), -1
+        if outer is not self._outer:
+            self._outer = outer  # a live reference: its identity cannot be reused meanwhile
+            self._call_index += 1
+        stack.reverse()
+        return stack[0], tuple(stack), self._call_index
+
+    def _add(self, kind: str, **fields: Any) -> None:
+        call, stack, call_index = self._caller()
+        with self._guard:
+            op = FileOp(
+                len(self.ops), kind, call=call, stack=stack, call_index=call_index, **fields
+            )
+            self.ops.append(op)
+
+    def add_mark(self, label: str) -> None:
+        self._add("mark", label=label)
+
+    def opened(self, fd: int, path: str, *, created: bool, truncated: bool) -> None:
+        relative = self._relative(path)
+        if relative is None:
+            return
+        if created:
+            self._new_inodes += 1
+            inode = self._names[relative] = f"new:{self._new_inodes}"
+            self._add("create", path=relative, inode=inode)
+        else:
+            inode = self._inode(relative)
+        self._fds[fd] = (relative, inode)
+        if truncated:
+            self._add("truncate", path=relative, inode=inode, size=0)
+
+    def wrote(self, fd: int, offset: int, data: bytes) -> None:
+        if fd in self._fds:
+            relative, inode = self._fds[fd]
+            self._add("write", path=relative, inode=inode, offset=offset, data=data)
+
+    def truncated(self, fd: int, size: int) -> None:
+        if fd in self._fds:
+            relative, inode = self._fds[fd]
+            self._add("truncate", path=relative, inode=inode, size=size)
+
+    def synced(self, fd: int, *, data_only: bool) -> None:
+        if fd in self._fds:
+            relative, inode = self._fds[fd]
+            self._add("fdatasync" if data_only else "fsync", path=relative, inode=inode)
+
+    def synced_folder(self, path: str) -> None:
+        relative = self._relative(path)
+        if relative is not None:
+            self._add("sync_folder", path=relative)
+
+    def renamed(self, source: str, target: str) -> None:
+        old, new = self._relative(source), self._relative(target)
+        if old is None or new is None:
+            return
+        inode = self._inode(old)
+        del self._names[old]
+        self._names[new] = inode
+        self._add("rename", path=old, target=new, inode=inode)
+
+    def unlinked(self, path: str) -> None:
+        relative = self._relative(path)
+        if relative is not None:
+            self._add("unlink", path=relative, inode=self._names.pop(relative, f"init:{relative}"))
+
+    def made_folder(self, path: str) -> None:
+        relative = self._relative(path)
+        if relative is not None:
+            self._add("mkdir", path=relative)
+
+    def closed(self, fd: int) -> None:
+        self._fds.pop(fd, None)
+
+
+def mark(label: str) -> None:
+    """Note in the recording that ``label`` happened (no-op when not recording).
+
+    Call it in a step right after a library call returns (``mark("row 3")``):
+    crash states after it carry the label in :attr:`CrashState.marks`, so a
+    check can demand what the workload was promised.
+    """
+    recorder = _fileops.current_recorder()
+    if isinstance(recorder, _OpRecorder):
+        recorder.add_mark(str(label))
+
+
+_WRITE_MODES: Final = frozenset("wax+")
+
+
+class _RecordedFile(io.RawIOBase):
+    """A file opened for writing by traced code: every flush is one recorded write."""
+
+    def __init__(self, path: str, mode: str, encoding: str | None, errors: str | None) -> None:
+        super().__init__()
+        flags = getattr(os, "O_CLOEXEC", 0)
+        flags |= os.O_RDWR if "+" in mode else os.O_WRONLY
+        if "w" in mode:
+            flags |= os.O_CREAT | os.O_TRUNC
+        elif "a" in mode:
+            flags |= os.O_CREAT | os.O_APPEND
+        elif "x" in mode:
+            flags |= os.O_CREAT | os.O_EXCL
+        self._fd = _fileops.open_file(path, flags, 0o666)
+        self._text = "b" not in mode
+        self._encoding = encoding or "utf-8"
+        self._errors = errors or "strict"
+        self._pending: list[bytes] = []
+        self.name = path
+        self.mode = mode
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data: Any) -> int:
+        chunk = data.encode(self._encoding, self._errors) if isinstance(data, str) else bytes(data)
+        self._pending.append(chunk)
+        return len(data)
+
+    def flush(self) -> None:
+        if self.closed or not self._pending:
+            return
+        view = memoryview(b"".join(self._pending))
+        self._pending.clear()
+        while view:
+            view = view[_fileops.write(self._fd, view) :]
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self.flush()
+            finally:
+                _fileops.close(self._fd)
+        super().close()
+
+    def __enter__(self) -> _RecordedFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _pathlib_traced() -> Iterator[None]:
+    """Route ``open()`` for writing and pathlib's mkdir / unlink / rename / replace to the seam."""
+    real_open = builtins.open
+    real_mkdir = Path.mkdir
+
+    def traced_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:
+        if isinstance(file, int) or not _WRITE_MODES.intersection(mode):
+            return real_open(file, mode, *args, **kwargs)
+        encoding = kwargs.get("encoding") or (args[1] if len(args) > 1 else None)
+        errors = kwargs.get("errors") or (args[2] if len(args) > 2 else None)
+        return _RecordedFile(os.fspath(file), mode, encoding, errors)  # type: ignore[return-value]
+
+    def traced_mkdir(
+        self: Path, mode: int = 0o777, parents: bool = False, exist_ok: bool = False
+    ) -> None:
+        if not parents or (self.is_dir() and not exist_ok):
+            real_mkdir(self, mode, parents, exist_ok)  # the plain errors
+            recorder = _fileops.current_recorder()
+            if recorder is not None:
+                recorder.made_folder(os.path.abspath(self))
+            return
+        _fileops.make_folders(self, durable=False)
+
+    def traced_unlink(self: Path, missing_ok: bool = False) -> None:
+        try:
+            _fileops.unlink(self)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+    def traced_rename(self: Path, target: Any) -> Path:
+        _fileops.rename(self, target)
+        return Path(target)
+
+    def traced_replace(self: Path, target: Any) -> Path:
+        _fileops.replace(self, target)
+        return Path(target)
+
+    patches: list[tuple[Any, str, Any]] = [
+        (builtins, "open", traced_open),
+        (io, "open", traced_open),
+        (Path, "mkdir", traced_mkdir),
+        (Path, "unlink", traced_unlink),
+        (Path, "rename", traced_rename),
+        (Path, "replace", traced_replace),
+    ]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    try:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+
+
+@dataclass(frozen=True, slots=True)
+class _ChildSettings:
+    root: str
+    fsync: bool
+    trace_pathlib: bool
+    libraries: tuple[str, ...]
+
+
+def _run_step(step: Callable[[Path], object], settings: _ChildSettings, sender: Any) -> None:
+    # The child: fsync on (so the writers issue their syncs), a recorder in
+    # the seam, the step, and the ops sent back whatever happened.
+    if settings.fsync:
+        os.environ[_fileops.FSYNC_ENV] = "1"
+    root = settings.root
+    recorder = _OpRecorder(root, settings.libraries)
+    error: str | None = None
+    result: object = None
+    _fileops.install_recorder(recorder)
+    try:
+        with _pathlib_traced() if settings.trace_pathlib else contextlib.nullcontext():
+            result = step(Path(root))
+    except BaseException:  # the step's failure is reported, not fatal here
+        error = traceback.format_exc()
+    finally:
+        _fileops.install_recorder(None)
+    try:
+        pickle.dumps(result)
+    except Exception:
+        result = repr(result)
+    sender.send((recorder.ops, error, result))
+    sender.close()
+
+
+def record(
+    step: Callable[[Path], object],
+    project_root: Path,
+    *,
+    fsync: bool = True,
+    trace_pathlib: bool = False,
+    libraries: Sequence[str] = DEFAULT_LIBRARIES,
+    start: Literal["spawn", "fork", "forkserver"] = "spawn",
+    timeout: float = 120.0,
+    allow_error: bool = False,
+) -> Recording:
+    """Run ``step(project_root)`` once in a child process and record its file ops.
+
+    The project is changed as the step leaves it. ``fsync=True`` turns
+    ``FERMILINK_STATE_FSYNC`` on in the child (the syncs are recorded, not
+    performed). ``libraries`` are the module-name prefixes whose functions tag
+    the ops. Raises :class:`CrashStepError` if the step raised (unless
+    ``allow_error``; the traceback is then in :attr:`Recording.error`) and
+    ``TimeoutError`` if it ran longer than ``timeout`` seconds.
+    """
+    root = Path(os.path.abspath(project_root))
+    initial = Tree.capture(root)
+    context = multiprocessing.get_context(start)
+    receiver, sender = context.Pipe(duplex=False)
+    settings = _ChildSettings(str(root), fsync, trace_pathlib, tuple(libraries))
+    child = context.Process(  # type: ignore[attr-defined]
+        target=_run_step, args=(step, settings, sender), daemon=True
+    )
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout):
+            raise TimeoutError(f"the recorded step ran longer than {timeout} s")
+        ops, error, result = receiver.recv()
+    except EOFError:
+        child.join(timeout)
+        raise CrashStepError(
+            f"the recording child died (exit code {child.exitcode}) before reporting"
+        ) from None
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.join(5.0)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    recording = Recording(root, initial, tuple(ops), Tree.capture(root), error, result)
+    if error is not None and not allow_error:
+        raise CrashStepError(f"the recorded step raised:\n{error}")
+    return recording
+
+
+# ------------------------------------------------------------- crash states
+
+
+def _durable_at(ops: Sequence[FileOp]) -> list[float]:
+    """For each op, the index of the first later sync that makes it durable (inf: none)."""
+    never = float("inf")
+    result: list[float] = []
+    for index, op in enumerate(ops):
+        if op.kind in ("write", "truncate"):
+            needs = [("file", op.inode)]
+        elif op.kind in ("create", "mkdir", "unlink"):
+            needs = [("folder", _parent(op.path))]
+        elif op.kind == "rename":
+            needs = [("folder", _parent(op.path)), ("folder", _parent(op.target))]
+        else:
+            result.append(never)
+            continue
+        when = 0.0
+        for need in set(needs):
+            found = next(
+                (later for later in range(index + 1, len(ops)) if _syncs(ops[later], need)),
+                never,
+            )
+            when = max(when, found)
+        result.append(when)
+    return result
+
+
+def _syncs(op: FileOp, need: tuple[str, str]) -> bool:
+    what, name = need
+    if what == "file":
+        return op.kind in ("fsync", "fdatasync") and op.inode == name
+    return op.kind == "sync_folder" and op.path == name
+
+
+def _parent(relative: str) -> str:
+    parent = relative.rpartition("/")[0]
+    return parent or "."
+
+
+def _kill_state(recording: Recording, point: int, index: int) -> CrashState:
+    persisted = tuple(i for i in range(point) if recording.ops[i].kind in CHANGES)
+    return CrashState(index, "kill", point, "kill", persisted, recording.marks_before(point))
+
+
+def _power_states(
+    recording: Recording, point: int, durable_at: Sequence[float]
+) -> Iterator[CrashState]:
+    ops = recording.ops
+    changes = [i for i in range(point) if ops[i].kind in CHANGES]
+    synced = [i for i in changes if durable_at[i] < point]
+    unsynced = [i for i in changes if durable_at[i] >= point]
+    marks = recording.marks_before(point)
+
+    def state(kind: str, persisted: list[int], **extra: int) -> CrashState:
+        return CrashState(-1, "power", point, kind, tuple(sorted(persisted)), marks, **extra)
+
+    for count in range(len(unsynced) + 1):
+        yield state("prefix", synced + unsynced[:count])
+        if count and ops[unsynced[count - 1]].kind == "write":
+            for kind in _TORN_KINDS:
+                yield state(kind, synced + unsynced[:count], torn=unsynced[count - 1])
+    if len(unsynced) > 1:
+        for dropped in unsynced[:-1]:  # dropping the last one is a prefix
+            kept = [i for i in unsynced if i != dropped]
+            yield state("drop", synced + kept, dropped=dropped)
+
+
+def crash_states(
+    recording: Recording, model: CrashModel, *, dedupe: bool = True
+) -> list[CrashState]:
+    """Every crash state of ``model`` for the recorded ops, numbered from 0.
+
+    With ``dedupe``, states that leave the same tree after the same marks are
+    kept once (the first, at the earliest crash point).
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, not {model!r}")
+    points = range(len(recording.ops) + 1)
+    if model == "kill":
+        candidates: Iterator[CrashState] = (_kill_state(recording, p, -1) for p in points)
+    else:
+        durable_at = _durable_at(recording.ops)
+        candidates = (s for p in points for s in _power_states(recording, p, durable_at))
+    states: list[CrashState] = []
+    seen: set[tuple[bytes, tuple[str, ...]]] = set()
+    for candidate in candidates:
+        if dedupe:
+            key = (simulate(recording, candidate).fingerprint(), candidate.marks)
+            if key in seen:
+                continue
+            seen.add(key)
+        states.append(
+            CrashState(
+                len(states),
+                candidate.model,
+                candidate.point,
+                candidate.kind,
+                candidate.persisted,
+                candidate.marks,
+                candidate.dropped,
+                candidate.torn,
+            )
+        )
+    return states
+
+
+def _torn_bytes(kind: str, data: bytes, index: int) -> bytes:
+    if kind == "torn-cut":
+        return data[: len(data) // 2]
+    if kind == "torn-zeros":
+        return bytes(len(data))
+    # Deterministic garbage without line breaks (see the module docstring).
+    stream = b""
+    counter = 0
+    while len(stream) < len(data):
+        stream += hashlib.sha256(f"{index}:{counter}".encode()).digest()
+        counter += 1
+    return stream[: len(data)].replace(b"\n", b"\xff")
+
+
+def simulate(recording: Recording, state: CrashState) -> Tree:
+    """The files and folders a crash state leaves (without touching the disk)."""
+    initial = recording.initial
+    names = {name: f"init:{name}" for name in initial.files}
+    contents: dict[str, bytearray] = {}
+    folders = set(initial.folders)
+
+    def content(inode: str) -> bytearray:
+        if inode not in contents:
+            start = initial.files.get(inode[5:], b"") if inode.startswith("init:") else b""
+            contents[inode] = bytearray(start)
+        return contents[inode]
+
+    for index in state.persisted:
+        op = recording.ops[index]
+        if op.kind == "create":
+            names[op.path] = op.inode
+            content(op.inode)
+        elif op.kind == "write":
+            data = op.data
+            if index == state.torn:
+                data = _torn_bytes(state.kind, data, index)
+            buffer = content(op.inode)
+            if len(buffer) < op.offset:
+                buffer.extend(bytes(op.offset - len(buffer)))
+            buffer[op.offset : op.offset + len(data)] = data
+        elif op.kind == "truncate":
+            buffer = content(op.inode)
+            if len(buffer) > op.size:
+                del buffer[op.size :]
+            else:
+                buffer.extend(bytes(op.size - len(buffer)))
+        elif op.kind == "rename":
+            if names.get(op.path) == op.inode:
+                del names[op.path]
+            names[op.target] = op.inode
+        elif op.kind == "unlink":
+            if names.get(op.path) == op.inode:
+                del names[op.path]
+        elif op.kind == "mkdir":
+            folders.add(op.path)
+
+    def visible(relative: str) -> bool:
+        parent = _parent(relative)
+        while parent != ".":
+            if parent not in folders:
+                return False
+            parent = _parent(parent)
+        return True
+
+    return Tree(
+        frozenset(folder for folder in folders if visible(folder)),
+        {name: bytes(content(inode)) for name, inode in names.items() if visible(name)},
+    )
+
+
+def materialize(recording: Recording, state: CrashState, destination: Path) -> Path:
+    """Write the files of ``state`` into ``destination`` (a new folder); return it."""
+    return simulate(recording, state).write_to(destination)
+
+
+def explore(
+    recording: Recording,
+    model: CrashModel,
+    check: Callable[[Path, CrashState], object],
+    workdir: Path,
+    *,
+    keep_failures: bool = False,
+    dedupe: bool = True,
+) -> Exploration:
+    """Materialize every crash state of ``model`` under ``workdir`` and check it.
+
+    ``check(copy_root, state)`` gets a fresh copy of the project as the crash
+    left it; an exception from it (``AssertionError`` or any other) is a
+    :class:`CrashFailure`. Copies are removed after their check, except the
+    failing ones when ``keep_failures``.
+    """
+    exploration = Exploration(model)
+    for state in crash_states(recording, model, dedupe=dedupe):
+        copy_root = materialize(recording, state, workdir / f"{model}-{state.index}")
+        exploration.states += 1
+        try:
+            check(copy_root, state)
+        except Exception as error:
+            kept = copy_root if keep_failures else None
+            exploration.failures.append(CrashFailure(state, state.describe(recording), error, kept))
+            if kept is None:
+                shutil.rmtree(copy_root, ignore_errors=True)
+        else:
+            shutil.rmtree(copy_root, ignore_errors=True)
+    return exploration
