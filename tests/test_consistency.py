@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
 
 from campaign_builder import dead_pid, make_campaign, write_stale_run_lock
-from fermilink_state import optimize_root, results_path, state_path, write_state
+from fermilink_state import (
+    StateCorruptWarning,
+    append_result,
+    optimize_root,
+    results_path,
+    state_path,
+    write_state,
+)
 from fermilink_state._consistency import CampaignProblem, campaign_problems
 from fermilink_state._process import hostname
 
@@ -84,33 +92,61 @@ def test_a_corrupt_state_makes_no_claims(campaign: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "tail",
+    ("tail", "what"),
     [
-        b"6\tc0006\trej",  # cut short
-        b"\0" * len(ROW),  # the row's bytes never landed
-        b"\x8f\x01garbage",  # garbage after the last newline
+        (b"6\tc0006\trej", "no row: a writer was interrupted mid-row"),  # cut short
+        (b"\x8f\x01garbage", "no row: a writer was interrupted mid-row"),
+        (b"\0" * len(ROW), "NUL bytes after the last row"),  # the row's bytes never landed
     ],
-    ids=["partial", "nul", "garbage"],
+    ids=["partial", "garbage", "nul"],
 )
-def test_a_torn_last_row_is_debris(campaign: Path, tail: bytes) -> None:
+def test_a_torn_last_line_is_debris(campaign: Path, tail: bytes, what: str) -> None:
     _append(campaign, tail)
     problem = _only(campaign_problems(campaign))
     assert (problem.path, problem.line, problem.debris) == (results_path(campaign), 8, True)
-    assert "the next append repairs it" in problem.fix
+    assert what in problem.what
+    assert "the next append" in problem.fix
     assert str(problem).startswith(f"{results_path(campaign)}:8: crash debris: ")
 
 
-def test_terminated_nul_lines_at_the_end_are_debris(campaign: Path) -> None:
-    _append(campaign, b"\0\0\0\n\0\0")
+def test_a_whole_last_row_without_its_line_break_is_debris_and_a_row(campaign: Path) -> None:
+    _append(campaign, ROW.rstrip(b"\n"))
+    write_state(state_path(campaign), {"iteration": 6})
+    problem = _only(campaign_problems(campaign))  # the state's claim is met
+    assert problem.debris
+    assert problem.what == "the last row has no line ending: a writer was interrupted"
+
+
+@pytest.mark.parametrize("tail", [b"6\tc0006\trej", b"\0\0\0", ROW.rstrip(b"\n")])
+def test_the_next_append_repairs_what_is_called_debris(campaign: Path, tail: bytes) -> None:
+    _append(campaign, tail)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StateCorruptWarning)
+        append_result(
+            results_path(campaign),
+            iteration=7,
+            commit="c0007",
+            status="rejected",
+            primary_metric_name="runtime_s",
+            primary_metric_value=0.95,
+            description="after the crash",
+        )
     problems = campaign_problems(campaign)
-    assert [(p.line, p.debris) for p in problems] == [(9, True), (8, True)]
+    assert all(problem.debris for problem in problems), [str(p) for p in problems]
 
 
-def test_nul_lines_followed_by_a_row_are_an_inconsistency(campaign: Path) -> None:
-    _append(campaign, b"\0\0\0\n" + ROW)
+def test_the_torn_end_moved_aside_is_debris(campaign: Path) -> None:
+    (optimize_root(campaign) / "results.tsv.corrupt-20260101T000000Z").write_bytes(b"6\tc")
+    problem = _only(campaign_problems(campaign))
+    assert problem.debris
+    assert "moved aside by the append that repaired it" in problem.what
+
+
+def test_nul_lines_inside_the_ledger_are_an_inconsistency(campaign: Path) -> None:
+    # The next append does not repair them (they end in a line break).
+    _append(campaign, b"\0\0\0\n")
     problem = _only(campaign_problems(campaign))
     assert (problem.line, problem.debris) == (8, False)
-    assert problem.what == "malformed row: NUL bytes"
 
 
 def test_a_malformed_middle_row_is_an_inconsistency(campaign: Path) -> None:

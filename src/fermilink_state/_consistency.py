@@ -39,7 +39,12 @@ from fermilink_state._layout import (
 from fermilink_state._markdown import ALL_LEVELS, fence_spans, split_sections
 from fermilink_state._memory import LAST_UPDATED_PREFIX, memory_template, worker_memory_template
 from fermilink_state._process import pid_is_running
-from fermilink_state._results import ACCEPTED_STATUSES, RESULTS_HEADER, parse_result_line
+from fermilink_state._results import (
+    ACCEPTED_STATUSES,
+    RESULTS_HEADER,
+    parse_result_line,
+    torn_tail,
+)
 from fermilink_state._runlock import run_lock_status
 
 __all__ = ["CampaignProblem", "campaign_problems"]
@@ -292,14 +297,11 @@ class _LedgerScan:
 
     def run(self, lines: Iterable[bytes]) -> None:
         path, problems = self.path, self.problems
-        # Lines of NUL bytes are a power cut's padding while nothing but more
-        # of them follows; a row after them makes them malformed middle rows.
-        padding: list[int] = []
         for number, raw in enumerate(lines, start=1):
             terminated = raw.endswith(b"\n")
             body = (raw[:-1] if terminated else raw).removesuffix(b"\r")
             if not terminated:
-                problems.append(_torn_tail(path, number, body))
+                self._last_line(number, raw)
                 break
             if number == 1:
                 body = body.removeprefix(_BOM)
@@ -311,16 +313,28 @@ class _LedgerScan:
                     continue  # a wrong header, not a row
             if not body:
                 continue
-            if not body.strip(b"\0"):
-                padding.append(number)
-                continue
-            problems += (_padding_problem(path, line) for line in padding)
-            padding.clear()
             if body == _HEADER:
                 problems.append(CampaignProblem(path, number, "a second header line", _DELETE))
                 continue
             self._row(number, body)
-        problems += (_padding_problem(path, line, debris=True) for line in padding)
+
+    def _last_line(self, number: int, raw: bytes) -> None:
+        # The append that comes next decides what this line is (torn_tail):
+        # a whole row that only lacks its line break is kept, anything else
+        # is cut off (and saved aside unless it is all NUL).
+        if torn_tail(raw) is None:
+            self.problems.append(
+                CampaignProblem(
+                    self.path,
+                    number,
+                    "the last row has no line ending: a writer was interrupted",
+                    "the next append ends it; to repair it now, add a newline",
+                    debris=True,
+                )
+            )
+            self._row(number, raw.removesuffix(b"\r"))
+        else:
+            self.problems.append(_torn_tail(self.path, number, raw))
 
     def _row(self, number: int, body: bytes) -> None:
         try:
@@ -345,26 +359,17 @@ class _LedgerScan:
         self.claims.note(self.facts, row.iteration, row.commit, row.status)
 
 
-def _torn_tail(path: Path, number: int, body: bytes) -> CampaignProblem:
-    what = (
-        "NUL bytes after the last row (a power cut while the ledger grew)"
-        if not body.strip(b"\0")
-        else "the last row has no line ending: a writer was interrupted mid-row"
-    )
-    return CampaignProblem(
-        path,
-        number,
-        what,
-        "the next append repairs it; to repair it now, end a complete row with a newline "
-        "or delete the partial one",
-        debris=True,
-    )
-
-
-def _padding_problem(path: Path, number: int, *, debris: bool = False) -> CampaignProblem:
-    if debris:
-        return _torn_tail(path, number, b"")
-    return CampaignProblem(path, number, "malformed row: NUL bytes", _ROW_FIX)
+def _torn_tail(path: Path, number: int, tail: bytes) -> CampaignProblem:
+    if tail.strip(b"\0"):
+        what = "the last line has no line ending and is no row: a writer was interrupted mid-row"
+        fix = (
+            f"the next append moves it aside to {path.name}{QUARANTINE_MARKER}<time>; "
+            "to repair it now, complete the row or delete the partial line"
+        )
+    else:
+        what = "NUL bytes after the last row (a power cut while the ledger grew)"
+        fix = "the next append cuts them off; to repair it now, delete them"
+    return CampaignProblem(path, number, what, fix, debris=True)
 
 
 def _header_problem(path: Path, line: bytes) -> CampaignProblem:
@@ -475,6 +480,18 @@ def _check_litter(base: Path) -> list[CampaignProblem]:
         name = path.name
         if QUARANTINE_MARKER in name:
             original = name.partition(QUARANTINE_MARKER)[0]
+            if original == RESULTS_FILENAME and path.parent == base:
+                # Saved by the append that repaired the ledger's torn end.
+                problems.append(
+                    CampaignProblem(
+                        path,
+                        1,
+                        f"the torn end of {original}, moved aside by the append that repaired it",
+                        "look inside if you wish (it was no whole row), then delete it",
+                        debris=True,
+                    )
+                )
+                continue
             problems.append(
                 CampaignProblem(
                     path,
