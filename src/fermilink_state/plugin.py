@@ -22,11 +22,13 @@ import pytest
 if TYPE_CHECKING:
     # The engine is imported by the fixtures on first use: a session that
     # uses none of them (or only collects) does not pay for it at start-up.
+    from fermilink_state.testing._crash import CrashExplorer
     from fermilink_state.testing._project import FrozenClock, OptimizeProject, ProjectFactory
 
 # The fixtures: what ``from fermilink_state.plugin import *`` gives a conftest
 # (not the hooks, which belong to the registered plugin alone).
 __all__ = [
+    "crash_explorer",
     "frozen_utc",
     "live_run_lock",
     "make_optimize_project",
@@ -57,6 +59,7 @@ _MARKER_HELP: Final = (
 _PROJECTS: Final[pytest.StashKey[list[OptimizeProject]]] = pytest.StashKey()
 _PROJECT: Final[pytest.StashKey[OptimizeProject]] = pytest.StashKey()
 _SEEDED: Final[pytest.StashKey[bool]] = pytest.StashKey()
+_EXPLORERS: Final[pytest.StashKey[list[CrashExplorer]]] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -104,9 +107,10 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Under ``--fermilink-keep``, add the kept project folders to a failed test's report."""
     report = yield
-    projects = item.stash.get(_PROJECTS, None)
-    if report.failed and projects and _keep(item.config):
-        report.sections.append((REPORT_SECTION, "\n".join(str(p.root) for p in projects)))
+    kept = [str(p.root) for p in item.stash.get(_PROJECTS, [])]
+    kept += [str(copy) for e in item.stash.get(_EXPLORERS, []) for copy in e.kept_copies()]
+    if report.failed and kept and _keep(item.config):
+        report.sections.append((REPORT_SECTION, "\n".join(kept)))
     return report
 
 
@@ -302,3 +306,23 @@ def shared_optimize_project(
         base = base.parent
     project, _seeded = open_shared_project(base / SHARED_DIRNAME)
     return project
+
+
+@pytest.fixture
+def crash_explorer(request: pytest.FixtureRequest, tmp_path: Path) -> CrashExplorer:
+    """``explore_crashes`` bound to the test's project: ``crash_explorer(step, check, model=...)``.
+
+    The step runs on the test's ``optimize_project`` (seeded when the test
+    also asks for ``seeded_project``); the crash copies go under the test's
+    ``tmp_path``; under ``--fermilink-keep`` the copies of failing crash
+    states are kept and listed with the failed test.
+    """
+    from fermilink_state.testing._crash import CrashExplorer
+
+    explorer = CrashExplorer(
+        _test_project(request, tmp_path).root,
+        tmp_path / "crash-states",
+        keep_failures=_keep(request.config),
+    )
+    request.node.stash.setdefault(_EXPLORERS, []).append(explorer)
+    return explorer

@@ -24,6 +24,15 @@ from fermilink_state.testing._assertions import (
     assert_section_lines,
 )
 from fermilink_state.testing._compare import MemoryLike
+from fermilink_state.testing._crash import (
+    CrashExplorationError,
+    CrashExplorer,
+    CrashPointFailure,
+    CrashReport,
+    explore_crashes,
+)
+from fermilink_state.testing._crashstates import CrashState
+from fermilink_state.testing._crashstates import mark as crash_mark
 from fermilink_state.testing._project import (
     FrozenClock,
     LiveRunLockHolder,
@@ -37,6 +46,11 @@ from fermilink_state.testing._race import Outcome, run_concurrently
 
 __all__ = [
     "CampaignProblem",
+    "CrashExplorationError",
+    "CrashExplorer",
+    "CrashPointFailure",
+    "CrashReport",
+    "CrashState",
     "FrozenClock",
     "LiveRunLockHolder",
     "MemoryLike",
@@ -51,6 +65,8 @@ __all__ = [
     "assert_results_well_formed",
     "assert_section_appended",
     "assert_section_lines",
+    "crash_mark",
+    "explore_crashes",
     "run_concurrently",
     "seed_project",
 ]
