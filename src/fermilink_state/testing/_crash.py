@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 SHOWN_FAILURES: Final = 5
+_LIBRARY_DIR: Final = str(Path(__file__).resolve().parent.parent)
 Step = Callable[[Path], object]
 Check = Callable[[Path, CrashState], object]
 
@@ -72,8 +73,10 @@ class CrashPointFailure:
         error = self.error
         lines = "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()
         frames = traceback.extract_tb(error.__traceback__)
+        # The user's line that raised, rather than the inside of an assertion helper.
+        theirs = [frame for frame in frames if _LIBRARY_DIR not in frame.filename]
         if frames:
-            where = frames[-1]
+            where = (theirs or frames)[-1]
             lines.append(f"(raised at {where.filename}:{where.lineno} in {where.name})")
         text = f"{self.description}\n" + "\n".join(f"    {line}" for line in lines)
         if self.copy_root is not None:
