@@ -16,6 +16,7 @@ import fermilink_state
 from fermilink_state import _clock, _layout
 from fermilink_state._memory import memory_template
 from fermilink_state._results import RESULTS_HEADER, ResultRow
+from fermilink_state.testing import run_concurrently
 from fermilink_state.testing._project import (
     DEFAULT_BASELINE,
     DEFAULT_FROZEN_UTC,
@@ -304,6 +305,33 @@ def test_frozen_clock_released_gives_real_time() -> None:
     with FrozenClock():
         pass
     assert _clock.utc_now_z() != DEFAULT_FROZEN_UTC
+
+
+def _child_clock(index: int) -> str:
+    return _clock.utc_now_z()
+
+
+@pytest.mark.parametrize("start", ["spawn", "fork"])
+def test_frozen_clock_reaches_child_processes(start: str) -> None:
+    with FrozenClock("2031-05-06T07:08:09Z") as clock:
+        (before,) = run_concurrently(_child_clock, 1, start=start)  # type: ignore[arg-type]
+        clock.set("2031-05-06T07:08:10Z")
+        (after,) = run_concurrently(_child_clock, 1, start=start)  # type: ignore[arg-type]
+    assert (before.result(), after.result()) == ("2031-05-06T07:08:09Z", "2031-05-06T07:08:10Z")
+    (released,) = run_concurrently(_child_clock, 1, start=start)  # type: ignore[arg-type]
+    assert released.result() != "2031-05-06T07:08:10Z"
+
+
+def test_frozen_clock_gives_back_the_environment_it_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_clock.FROZEN_ENV, "2020-01-01T00:00:00Z")
+    assert _clock.utc_now_z() == "2020-01-01T00:00:00Z"  # the variable alone freezes
+    with FrozenClock("inner"):
+        assert os.environ[_clock.FROZEN_ENV] == "inner"
+    assert os.environ[_clock.FROZEN_ENV] == "2020-01-01T00:00:00Z"
+    monkeypatch.delenv(_clock.FROZEN_ENV)
+    with FrozenClock("inner"):
+        pass
+    assert _clock.FROZEN_ENV not in os.environ
 
 
 def test_set_changes_the_stamp() -> None:

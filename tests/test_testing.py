@@ -223,8 +223,27 @@ def test_appended_fails_for_two_lines() -> None:
 
 
 def test_appended_fails_for_no_line() -> None:
-    with pytest.raises(AssertionError, match="gained 0 lines"):
+    with pytest.raises(AssertionError, match="gained 0 lines") as raised:
         assert_section_appended(NOTES, NOTES, "## Notes")
+    assert str(raised.value).endswith("(the section is unchanged).")
+
+
+def test_appended_to_another_section_names_that_section() -> None:
+    after = NOTES.replace("- x\n", "- x\n- c\n")
+    with pytest.raises(AssertionError) as raised:
+        assert_section_appended(NOTES, after, "## Notes", "- c")
+    message = str(raised.value)
+    assert not message.rstrip().endswith(":")
+    assert message.endswith(
+        "(the section is unchanged).\n"
+        "the expected line went into another section instead: '## Other' gained '- c'"
+    )
+
+
+def test_appended_without_entry_names_where_lines_went() -> None:
+    after = NOTES.replace("- x\n", "- x\n- c\n")
+    with pytest.raises(AssertionError, match="lines went into another section instead: '## Other'"):
+        assert_section_appended(NOTES, after, "## Notes")
 
 
 def test_appended_fails_when_earlier_lines_changed() -> None:
@@ -413,6 +432,14 @@ def test_malformed_ledger_names_the_line(tmp_path: Path, text: str, problem: str
     assert problem in message
 
 
+def test_malformed_ledger_problems_come_in_line_order(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "bad header\n" + "1\tc\n" + "\n" + "2\tc\ts\tm\t1")
+    with pytest.raises(AssertionError) as raised:
+        assert_results_well_formed(path)
+    numbers = [int(line.split()[1].rstrip(":")) for line in str(raised.value).splitlines()[1:]]
+    assert numbers == sorted(numbers) == [1, 2, 3, 4, 4]
+
+
 def test_non_utf8_ledger(tmp_path: Path) -> None:
     path = _ledger(tmp_path, RESULTS_HEADER.encode() + b"1\t\xff\n")
     with pytest.raises(AssertionError, match="line 2: not UTF-8"):
@@ -475,8 +502,60 @@ def test_rows_extra_row_reported(tmp_path: Path) -> None:
 def test_rows_missing_row_reported(tmp_path: Path) -> None:
     path = tmp_path / "results.tsv"
     fermilink_state.append_results(path, [ROW])
-    with pytest.raises(AssertionError, match=r"1 rows, 2 expected.*\n.*row 2 missing: expected"):
+    with pytest.raises(
+        AssertionError, match=r"1 row, 2 expected.*\n.*expected row 2 missing \(after row 1"
+    ):
         assert_results_rows(path, [ROW, {"status": "accepted"}])
+
+
+def _numbered(count: int) -> list[ResultRow]:
+    return [ResultRow(n, f"c{n}", "rejected", "t", 1.0 + n, f"try {n}") for n in range(count)]
+
+
+def test_rows_a_missing_middle_row_is_reported_alone(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    rows = _numbered(6)
+    fermilink_state.append_results(path, rows[:2] + rows[3:])
+    with pytest.raises(AssertionError) as raised:
+        assert_results_rows(path, rows)
+    problems = str(raised.value).splitlines()[1:]
+    assert problems == [f"  expected row 3 missing (after row 2 (line 3)): {rows[2].as_dict()!r}"]
+
+
+def test_rows_an_extra_middle_row_is_reported_alone(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    rows = _numbered(5)
+    fermilink_state.append_results(path, rows)
+    expected = [{"iteration": r.iteration, "commit": r.commit} for r in rows if r.iteration != 1]
+    with pytest.raises(AssertionError) as raised:
+        assert_results_rows(path, expected)
+    problems = str(raised.value).splitlines()[1:]
+    assert problems == [f"  row 2 (line 3) not expected: {rows[1]!r}"]
+
+
+def test_rows_a_changed_row_among_aligned_ones_names_its_field(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    rows = _numbered(4)
+    fermilink_state.append_results(path, rows)
+    expected = [row.as_dict() for row in rows]
+    expected[2]["status"] = "accepted"
+    del expected[0]  # and one missing: the alignment still pairs the rest
+    with pytest.raises(AssertionError) as raised:
+        assert_results_rows(path, expected)
+    problems = str(raised.value).splitlines()[1:]
+    assert problems == [
+        f"  row 1 (line 2) not expected: {rows[0]!r}",
+        "  row 3 (line 4): status 'rejected' != expected 'accepted'",
+    ]
+
+
+def test_rows_align_by_the_fields_every_expected_row_gives(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    rows = _numbered(3)
+    fermilink_state.append_results(path, rows)
+    with pytest.raises(AssertionError) as raised:
+        assert_results_rows(path, [{"description": "try 0"}, {"description": "try 2"}])
+    assert str(raised.value).splitlines()[1:] == [f"  row 2 (line 3) not expected: {rows[1]!r}"]
 
 
 def test_rows_of_a_corrupt_ledger(tmp_path: Path) -> None:

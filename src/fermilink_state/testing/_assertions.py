@@ -162,12 +162,14 @@ def assert_section_appended(
     if not new_body or _strip_trailing_blanks(new_body[:-1]) != old_body:
         if new_body[: len(old_body)] == old_body:
             gained = sum(1 for line in new_body[len(old_body) :] if line.strip())
-            what = f"it gained {gained} lines"
+            what = f"it gained {gained} line{'' if gained == 1 else 's'}"
         else:
             what = "its earlier lines changed"
+        shown = f":\n{diff}" if diff else " (the section is unchanged)."
         raise AssertionError(
             f"section {label} of {new_name} did not gain exactly one line at its end "
-            f"({what}; placeholders removed by an append are allowed):\n{diff}"
+            f"({what}; placeholders removed by an append are allowed){shown}"
+            + _gained_elsewhere(old_document, new_document, heading, entry)
         )
     added = new_body[-1]
     if added.strip() in PLACEHOLDER_LINES:
@@ -180,6 +182,31 @@ def assert_section_appended(
             f"the line appended to section {label} is\n{INDENT}{added!r}\n"
             f"expected {_describe_entry(entry)}:\n{diff}"
         )
+
+
+def _gained_elsewhere(
+    before: MemoryDocument,
+    after: MemoryDocument,
+    heading: str,
+    entry: str | re.Pattern[str] | None,
+) -> str:
+    """Where the lines went instead: the other sections that gained lines, or the entry."""
+    places: list[str] = []
+    for change in section_changes(before, after):
+        if change.heading == heading:
+            continue
+        old_lines = set(change.before.splitlines())
+        new_lines = change.after.splitlines()[1 if change.heading else 0 :]
+        added = [line for line in new_lines if line not in old_lines]
+        if entry is not None:
+            added = [line for line in added if _entry_matches(entry, line)]
+        if added:
+            shown = "; ".join(repr(line) for line in added[:3])
+            places.append(f"{heading_label(change.heading)} gained {shown}")
+    if not places:
+        return ""
+    what = "the expected line" if entry is not None else "lines"
+    return f"\n{what} went into another section instead: " + ", ".join(places)
 
 
 def assert_only_sections_changed(
@@ -241,10 +268,9 @@ def _ledger_problems(data: bytes) -> list[str]:
     problems: list[str] = []
     if lines[0] != RESULTS_HEADER.rstrip("\n"):
         problems.append(f"line 1: header {lines[0]!r}, expected {RESULTS_HEADER.rstrip()!r}")
-    if lines[-1] == "":
+    torn = lines[-1] != ""
+    if not torn:
         lines.pop()
-    else:
-        problems.append(f"line {len(lines)}: no line ending (a torn write?)")
     for number, line in enumerate(lines[1:], start=2):
         if "\r" in line:
             problems.append(f"line {number}: a '\\r' (the ledger's line ending is '\\n')")
@@ -255,6 +281,8 @@ def _ledger_problems(data: bytes) -> list[str]:
                 parse_result_line(line)
             except ValueError as error:
                 problems.append(f"line {number}: {error}")
+    if torn:  # listed last, in line order with the rest
+        problems.append(f"line {len(lines)}: no line ending (a torn write?)")
     return problems
 
 
@@ -295,13 +323,42 @@ def _expected_fields(expected: ResultLike) -> dict[str, object]:
     return dict(expected)
 
 
+_ALIGN_KEYS: Final = ("iteration", "commit")
+
+
+def _key_value(name: str, value: object) -> object:
+    # Hashable and NaN-safe: numbers as the ledger writes them.
+    written = _as_written(name, value)
+    return format_metric(written) if isinstance(written, float) else written
+
+
+def _alignment_fields(expected: Sequence[dict[str, object]]) -> tuple[str, ...]:
+    """The fields rows are aligned by: iteration and commit when every expected row gives them."""
+    common = set(RESULT_FIELDS)
+    for fields in expected:
+        common &= set(fields)
+    keys = tuple(name for name in _ALIGN_KEYS if name in common)
+    return keys or tuple(name for name in RESULT_FIELDS if name in common)
+
+
+def _row_differences(row: ResultRow, want: dict[str, object]) -> list[str]:
+    return [
+        f"{name} {getattr(row, name)!r} != expected {_as_written(name, value)!r}"
+        for name, value in want.items()
+        if not values_equal(getattr(row, name), _as_written(name, value))
+    ]
+
+
 def assert_results_rows(path: Path | str, expected: Sequence[ResultLike]) -> None:
     """Assert that the ledger at ``path`` holds exactly the ``expected`` rows, in order.
 
     Each expected row is a :class:`~fermilink_state.ResultRow` (every field
     compared) or a mapping naming only the fields to compare. Values are
     compared as the ledger stores them: numbers through ``%.12g`` (so
-    ``0.1 + 0.2`` equals ``0.3``), two NaNs are equal.
+    ``0.1 + 0.2`` equals ``0.3``), two NaNs are equal. Rows are aligned first
+    (by iteration and commit when every expected row gives them, else by the
+    fields they all give), so a missing or extra row is reported as such, not
+    as a mismatch of every row after it.
     """
     __tracebackhide__ = True
     path = Path(path)
@@ -312,27 +369,36 @@ def assert_results_rows(path: Path | str, expected: Sequence[ResultLike]) -> Non
         raise AssertionError(f"cannot compare the rows: {error}") from None
     text = data.decode("utf-8")
     line_numbers = [number for number, _line in iter_result_lines(text)]
-    wanted = list(expected)
+    wanted = [_expected_fields(want) for want in expected]
+    keys = _alignment_fields(wanted)
+    matcher = difflib.SequenceMatcher(
+        None,
+        [tuple(_key_value(name, getattr(row, name)) for name in keys) for row in rows],
+        [tuple(_key_value(name, want[name]) for name in keys) for want in wanted],
+        autojunk=False,
+    )
     problems: list[str] = []
-    for index, (row, want) in enumerate(zip(rows, wanted, strict=False)):
-        differences = [
-            f"{name} {getattr(row, name)!r} != expected {_as_written(name, value)!r}"
-            for name, value in _expected_fields(want).items()
-            if not values_equal(getattr(row, name), _as_written(name, value))
-        ]
-        if differences:
-            problems.append(
-                f"row {index + 1} (line {line_numbers[index]}): {'; '.join(differences)}"
-            )
-    for index in range(len(wanted), len(rows)):
-        problems.append(
-            f"row {index + 1} (line {line_numbers[index]}) not expected: {rows[index]!r}"
-        )
-    for index in range(len(rows), len(wanted)):
-        problems.append(f"row {index + 1} missing: expected {wanted[index]!r}")
+
+    def found(index: int) -> str:
+        return f"row {index + 1} (line {line_numbers[index]})"
+
+    for tag, start, end, expected_start, expected_end in matcher.get_opcodes():
+        pairs = min(end - start, expected_end - expected_start) if tag != "equal" else end - start
+        if tag in ("equal", "replace"):
+            for offset in range(pairs):
+                row, want = rows[start + offset], wanted[expected_start + offset]
+                differences = _row_differences(row, want)
+                if differences:
+                    problems.append(f"{found(start + offset)}: {'; '.join(differences)}")
+        for index in range(start + pairs, end):
+            problems.append(f"{found(index)} not expected: {rows[index]!r}")
+        for index in range(expected_start + pairs, expected_end):
+            after = f"after {found(start + pairs - 1)}" if start + pairs else "first"
+            problems.append(f"expected row {index + 1} missing ({after}): {wanted[index]!r}")
     if problems:
         raise AssertionError(
-            f"{path}: {len(rows)} rows, {len(wanted)} expected; they differ:\n{_capped(problems)}"
+            f"{path}: {len(rows)} row{'' if len(rows) == 1 else 's'}, {len(wanted)} expected; "
+            f"they differ:\n{_capped(problems)}"
         )
 
 

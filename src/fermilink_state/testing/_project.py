@@ -373,13 +373,16 @@ class FrozenClock:
     """The library's clock held still at a settable value (the ``frozen_utc`` fixture).
 
     Every writer that stamps a time (memory events, state, run lock) reads
-    the value. Use as a context manager or call :meth:`start` / :meth:`stop`;
+    the value, in this process and in every process started while the clock
+    is frozen, forked or spawned (through the ``FERMILINK_STATE_FROZEN_UTC``
+    environment variable). Use as a context manager or call :meth:`start` / :meth:`stop`;
     stopping restores whatever the clock was before.
     """
 
     def __init__(self, value: str | datetime = DEFAULT_FROZEN_UTC) -> None:
         self._value = _iso(value) if isinstance(value, datetime) else value
         self._previous: str | None = None
+        self._previous_env: str | None = None
         self._active = False
 
     @property
@@ -397,7 +400,7 @@ class FrozenClock:
         """Freeze the clock at ``value`` (text stamped as is, or a datetime); return the text."""
         self._value = _iso(value) if isinstance(value, datetime) else value
         if self._active:
-            _clock.freeze(self._value)
+            self._apply()
         return self._value
 
     def tick(self, seconds: float = 1) -> str:
@@ -414,17 +417,27 @@ class FrozenClock:
         return self.set(moment + timedelta(seconds=seconds))
 
     def start(self) -> FrozenClock:
-        """Freeze the library's clock at :attr:`now`."""
+        """Freeze the library's clock at :attr:`now`, here and in processes started meanwhile."""
         if not self._active:
             self._previous = _clock._frozen
+            self._previous_env = os.environ.get(_clock.FROZEN_ENV)
             self._active = True
-        _clock.freeze(self._value)
+        self._apply()
         return self
+
+    def _apply(self) -> None:
+        _clock.freeze(self._value)
+        # Through the environment for child processes: spawned ones share no memory.
+        os.environ[_clock.FROZEN_ENV] = self._value
 
     def stop(self) -> None:
         """Give the library back the clock it had before :meth:`start`."""
         if self._active:
             _clock.freeze(self._previous)
+            if self._previous_env is None:
+                os.environ.pop(_clock.FROZEN_ENV, None)
+            else:
+                os.environ[_clock.FROZEN_ENV] = self._previous_env
             self._active = False
 
     def __enter__(self) -> FrozenClock:
