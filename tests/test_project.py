@@ -124,13 +124,24 @@ def test_empty_results_give_the_header_alone(tmp_path: Path) -> None:
 
 
 def test_result_mapping_needs_the_fields(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match=r"lacks \['commit'"):
+    with pytest.raises(TypeError) as raised:
         seed_project(tmp_path, results=[{"iteration": 1}])
+    assert str(raised.value) == (
+        "result row {'iteration': 1} lacks commit, status, primary_metric_name, "
+        "primary_metric_value; a row gives iteration, commit, status, primary_metric_name, "
+        "primary_metric_value (and optionally description)"
+    )
+
+
+def test_result_mapping_needs_an_integer_iteration(tmp_path: Path) -> None:
+    row = {**DEFAULT_BASELINE.as_dict(), "iteration": "first"}
+    with pytest.raises(TypeError, match="iteration 'first' is not an integer"):
+        seed_project(tmp_path, results=[row])
 
 
 def test_result_mapping_rejects_unknown_fields(tmp_path: Path) -> None:
     row = {**DEFAULT_BASELINE.as_dict(), "metric": 1}
-    with pytest.raises(TypeError, match=r"unknown fields \['metric'\]"):
+    with pytest.raises(TypeError, match=r"has unknown fields metric;"):
         seed_project(tmp_path, results=[row])
 
 

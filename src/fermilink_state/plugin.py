@@ -41,7 +41,10 @@ __all__ = [
 ]
 
 MARKER: Final = "fermilink_seed"
+DURABLE_MARKER: Final = "fermilink_durable"
 KEEP_OPTION: Final = "--fermilink-keep"
+DURABLE_OPTION: Final = "--fermilink-durable"
+FSYNC_ENV: Final = "FERMILINK_STATE_FSYNC"  # as fermilink_state._fileops reads it
 REPORT_SECTION: Final = "fermilink-state project"
 SHARED_DIRNAME: Final = "fermilink-shared-project"
 PROJECT_DIRNAME: Final = "project"
@@ -55,10 +58,16 @@ _MARKER_HELP: Final = (
     "closest wins per key."
 )
 
+_DURABLE_HELP: Final = (
+    f"{DURABLE_MARKER}: the test's fermilink-state project fixtures write durably "
+    f"(real fsyncs, as in production); without it they set {FSYNC_ENV}=0 for the test"
+)
+
 # Per test item: the projects made for it, and the one optimize_project returns.
 _PROJECTS: Final[pytest.StashKey[list[OptimizeProject]]] = pytest.StashKey()
 _PROJECT: Final[pytest.StashKey[OptimizeProject]] = pytest.StashKey()
 _SEEDED: Final[pytest.StashKey[bool]] = pytest.StashKey()
+_DURABILITY_SET: Final[pytest.StashKey[bool]] = pytest.StashKey()
 _EXPLORERS: Final[pytest.StashKey[list[CrashExplorer]]] = pytest.StashKey()
 
 
@@ -73,11 +82,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="keep every test's fermilink project folder (removed after each test "
         "otherwise) and print the folders of failed tests",
     )
+    group.addoption(
+        DURABLE_OPTION,
+        action="store_true",
+        default=False,
+        dest="fermilink_durable",
+        help=f"let tests using the project fixtures sync for real (default: {FSYNC_ENV}=0 "
+        f"during each such test; the {DURABLE_MARKER} marker does it for one test)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Document the marker; list kept projects at the end when asked to keep them."""
     config.addinivalue_line("markers", _MARKER_HELP)
+    config.addinivalue_line("markers", _DURABLE_HELP)
     if _keep(config):
         config.pluginmanager.register(_KeptProjects(), "fermilink-state-kept-projects")
 
@@ -141,6 +159,20 @@ def _keep(config: pytest.Config) -> bool:
     return bool(config.getoption("fermilink_keep", default=False))
 
 
+def _set_durability(request: pytest.FixtureRequest) -> None:
+    # Test projects are thrown away: syncing them only slows a test loop
+    # down. Once per test, undone at its end; the marker or option opts in.
+    if request.node.stash.get(_DURABILITY_SET, False):
+        return
+    request.node.stash[_DURABILITY_SET] = True
+    durable = request.node.get_closest_marker(DURABLE_MARKER) is not None or bool(
+        request.config.getoption("fermilink_durable", default=False)
+    )
+    patch = pytest.MonkeyPatch()
+    patch.setenv(FSYNC_ENV, "1" if durable else "0")
+    request.node.addfinalizer(patch.undo)
+
+
 def _register(request: pytest.FixtureRequest, project: OptimizeProject) -> OptimizeProject:
     from fermilink_state.testing._project import remove_project
 
@@ -180,19 +212,27 @@ def _test_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizePro
     from fermilink_state.testing._project import new_project
 
     project: OptimizeProject | None = request.node.stash.get(_PROJECT, None)
+    _set_durability(request)
     if project is None:
         project = _register(request, new_project(tmp_path / PROJECT_DIRNAME))
         request.node.stash[_PROJECT] = project
     return project
 
 
-def _seeded_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeProject:
-    from fermilink_state.testing._project import seed_project
+def _seed(root: Path, seed: dict[str, Any]) -> OptimizeProject:
+    from fermilink_state.testing._project import SeedError, seed_project
 
+    try:
+        return seed_project(root, **seed)
+    except SeedError as error:
+        pytest.fail(f"@pytest.mark.{MARKER}: {error}", pytrace=False)
+
+
+def _seeded_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeProject:
     project = _test_project(request, tmp_path)
     if not request.node.stash.get(_SEEDED, False):
         _clock_first(request)
-        seed_project(project.root, **_marker_seed(request.node))
+        _seed(project.root, _marker_seed(request.node))
         request.node.stash[_SEEDED] = True
     return project
 
@@ -202,7 +242,9 @@ def optimize_project(request: pytest.FixtureRequest, tmp_path: Path) -> Optimize
     """A fresh campaign project: ``.root``, ``.optimize_root`` and every layout path.
 
     Only the campaign folder and its ``runs/`` exist. Removed after the test
-    unless ``--fermilink-keep``.
+    unless ``--fermilink-keep``. Not durable: ``FERMILINK_STATE_FSYNC=0``
+    during the test, unless it is marked ``fermilink_durable`` or the run has
+    ``--fermilink-durable``.
     """
     return _test_project(request, tmp_path)
 
@@ -237,10 +279,11 @@ def make_optimize_project(request: pytest.FixtureRequest, tmp_path: Path) -> Pro
     Seeded like ``seeded_project`` (the test's ``fermilink_seed`` marker, then
     the keyword arguments); ``seeded=False`` gives an empty project.
     """
-    from fermilink_state.testing._project import new_project, seed_project
+    from fermilink_state.testing._project import new_project
 
     numbers = itertools.count(1)
     marker_seed = _marker_seed(request.node)
+    _set_durability(request)
 
     def make(*, seeded: bool = True, **seed: Any) -> OptimizeProject:
         root = tmp_path / f"{PROJECT_DIRNAME}-{next(numbers)}"
@@ -248,7 +291,7 @@ def make_optimize_project(request: pytest.FixtureRequest, tmp_path: Path) -> Pro
             if seed:
                 raise TypeError(f"seed values {sorted(seed)} given with seeded=False")
             return _register(request, new_project(root))
-        return _register(request, seed_project(root, **{**marker_seed, **seed}))
+        return _register(request, _seed(root, {**marker_seed, **seed}))
 
     return make
 

@@ -204,19 +204,34 @@ def _write_throwaway(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data, durable=False)
 
 
+class SeedError(TypeError):
+    """A seed value that cannot make a campaign (the message says which and why)."""
+
+
 def _as_row(row: ResultLike) -> ResultRow:
     if isinstance(row, ResultRow):
         return row
-    unknown = set(row) - set(RESULT_FIELDS)
-    missing = set(RESULT_FIELDS) - {"description"} - set(row)
-    if unknown or missing:
-        raise TypeError(
-            f"result row {dict(row)!r} has unknown fields {sorted(unknown)} and lacks "
-            f"{sorted(missing)}; give {', '.join(RESULT_FIELDS)} (description is optional)"
+    unknown = [name for name in row if name not in RESULT_FIELDS]
+    missing = [name for name in RESULT_FIELDS[:-1] if name not in row]  # description optional
+    problems = []
+    if missing:
+        problems.append(f"lacks {', '.join(missing)}")
+    if unknown:
+        problems.append(f"has unknown fields {', '.join(map(str, unknown))}")
+    if problems:
+        raise SeedError(
+            f"result row {dict(row)!r} {' and '.join(problems)}; a row gives "
+            f"{', '.join(RESULT_FIELDS[:-1])} (and optionally description)"
         )
     value = row["primary_metric_value"]
+    try:
+        iteration = int(row["iteration"])  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise SeedError(
+            f"result row {dict(row)!r}: iteration {row['iteration']!r} is not an integer"
+        ) from None
     return ResultRow(
-        iteration=int(row["iteration"]),  # type: ignore[call-overload]
+        iteration=iteration,
         commit=str(row["commit"]),
         status=str(row["status"]),
         primary_metric_name=str(row["primary_metric_name"]),
