@@ -25,3 +25,24 @@ def test_version_is_the_installed_distribution() -> None:
     from importlib.metadata import version
 
     assert fermilink_state.__version__ == version("fermilink-state")
+
+
+def test_the_library_needs_only_filelock_and_pytest_is_an_extra() -> None:
+    from importlib.metadata import requires
+
+    requirements = [r.replace("'", '"') for r in requires("fermilink-state") or []]
+    runtime = [r for r in requirements if "extra ==" not in r]
+    assert [r.split(">")[0].strip() for r in runtime] == ["filelock"]
+    assert 'pytest>=8; extra == "pytest"' in requirements
+    assert 'pytest>=8; extra == "test"' in requirements
+
+
+def test_the_test_kit_imports_no_pytest() -> None:
+    code = (
+        "import sys, fermilink_state.testing; "
+        "print('pytest' in sys.modules, '_pytest' in sys.modules)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.split() == ["False", "False"]
