@@ -7,6 +7,7 @@ with the plugin, also under xdist.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -40,7 +41,9 @@ def _without_run_lock(source: str) -> str:
     return _replace_once(source, RUN_LOCK, "with contextlib.nullcontext():")
 
 
-def _example(pytester: pytest.Pytester, *tests: str, controller: str | None = None) -> None:
+def _example(
+    pytester: pytest.Pytester, *tests: str, controller: Callable[[str], str] | None = None
+) -> None:
     source = (EXAMPLES / "toy_controller.py").read_text(encoding="utf-8")
     pytester.makepyfile(toy_controller=controller(source) if controller else source)
     for name in tests:
