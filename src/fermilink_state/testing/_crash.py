@@ -110,8 +110,8 @@ class CrashReport:
         """The report in words: counts, then the first ``shown`` failures."""
         head = (
             f"{len(self.failures)} of {self.points} crash states ({self.model} model) failed "
-            f"the check; the step made {self.operations} file operations in "
-            f"{len(self.calls)} library calls"
+            f"the check; the step made {_count(self.operations, 'file operation')} in "
+            f"{_count(len(self.calls), 'library call')}"
         )
         if not self.failures:
             return head
@@ -119,6 +119,10 @@ class CrashReport:
         more = len(self.failures) - shown
         tail = f"\n... and {more} more" if more > 0 else ""
         return f"{head}; the first:\n{first}{tail}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 class CrashExplorationError(AssertionError):
