@@ -4,7 +4,10 @@ The engine is plain code in ``fermilink_state.testing._project`` and
 ``fermilink_state.testing._compare``; the assertions and the fixtures' types are in
 ``fermilink_state.testing``. Each fixture here needs only pytest's own
 fixtures, so a conftest can import any of them by name without the plugin
-(``from fermilink_state.plugin import seeded_project``).
+(``from fermilink_state.plugin import seeded_project``); the markers and
+options come with the plugin only (``pytest_plugins = ["fermilink_state"]``
+in the root conftest, or ``-p fermilink_state``), so a suite run with
+``--strict-markers`` enables it as well.
 
 PYTEST_DONT_REWRITE: nothing here asserts, and a conftest that imports this
 module before enabling the plugin must not get a "cannot be rewritten" warning.
