@@ -398,8 +398,10 @@ def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         bad_line = data.count(b"\n", 0, error.start) + 1
+        torn = not data.endswith(b"\n") and error.start > data.rfind(b"\n")
         if strict:
-            raise StateCorruptError(path, "not UTF-8", line=bad_line) from None
+            reason = "not UTF-8" + (_TORN_HINT if torn else "")
+            raise StateCorruptError(path, reason, line=bad_line) from None
         warnings.warn(
             StateCorruptWarning(f"{path}:{bad_line}: not UTF-8; undecodable bytes replaced"),
             stacklevel=2,
@@ -417,14 +419,17 @@ def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
     return rows
 
 
+_TORN_HINT: Final = (
+    " (the end of the ledger was torn by a crash; the next append moves it"
+    " aside, or read with strict=False to skip it)"
+)
+
+
 def _torn_hint(text: str, line: str) -> str:
     # What a crash leaves at the end of an append-only file deserves a word on
     # what happens next, not only "malformed".
     if "\0" in line or (not text.endswith("\n") and text.endswith(line)):
-        return (
-            " (the end of the ledger was torn by a crash; the next append moves it"
-            " aside, or read with strict=False to skip it)"
-        )
+        return _TORN_HINT
     return ""
 
 
