@@ -233,6 +233,11 @@ def seeded_project(root: Path) -> None:
     (root / OPT / "memory.md").write_text(memory)
 
 
+def campaign_folder_only(root: Path) -> None:
+    """A campaign folder with no file in it yet."""
+    (root / OPT / "runs").mkdir(parents=True)
+
+
 def torn_partial_project(root: Path) -> None:
     """A seeded campaign whose ledger ends in half a row."""
     seeded_project(root)
@@ -266,6 +271,7 @@ class Workload:
 WORKLOADS: Final = (
     Workload("setup", setup_campaign, empty_project),
     Workload("appends", append_rows, seeded_project),
+    Workload("appends_create_the_ledger", append_rows, campaign_folder_only),
     Workload("memory", edit_memories, seeded_project),
     Workload("record_iteration", record_iterations, seeded_project),
     Workload("controller_by_hand", controller_by_hand, seeded_project),

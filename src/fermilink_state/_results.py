@@ -175,6 +175,8 @@ def _append_locked(path: Path, rows_text: str) -> None:
                 # Durable before the call returns: a state.json written after
                 # this row can never claim a row that a power cut took away.
                 _fileops.fdatasync(fd)
+                if size == 0:  # and the ledger this call created keeps its name
+                    _fileops.sync_folder(path.parent)
         except OSError as error:
             # We hold the lock, so every byte past `size` is ours: cut them off
             # rather than leave half a row (e.g. after ENOSPC) in the ledger.
