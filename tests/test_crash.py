@@ -1,8 +1,18 @@
 """A writer SIGKILLed at any instant leaves every file whole and no litter behind.
 
-The random kills run with fsync on (the durable path, with its longer windows
-between temp file and rename); the deterministic kills stop a writer at its
-most fragile instant first, so each recovery path is certain to be exercised.
+What a kill can prove: atomicity (old or new content, never a mix), recovery
+(the next write sweeps a dead writer's temps, the next row starts on its own
+line) and lock release. What it cannot: a kill keeps the page cache, so a
+missing fsync never shows, and a row is one write, so a kill never tears it.
+Those are proven on rebuilt crash states instead: ``test_crash_explorer``
+(the power model: only synced data survives, unsynced writes dropped, cut or
+padded) and ``test_syscalls`` (every writer's syncs, seen under strace).
+
+The random kills run with fsync on only because its longer windows between
+temp file and rename make a kill inside them likelier; the deterministic kills
+stop a writer at its most fragile instant first, so each recovery path is
+certain to be exercised (a half-written row, a temp before its rename, a held
+memory lock).
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ from typing import Any
 import pytest
 
 import fermilink_state as fs
-from fermilink_state._results import format_result_row, parse_result_line
+from fermilink_state._results import format_result_row
 from support_concurrency import (
     HYPOTHESES,
     Campaign,
@@ -43,11 +53,9 @@ def durable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @dataclass
 class CrashLog:
-    """What the kills found, for the assertion message and the report."""
+    """What the kills found, for the assertion message."""
 
     problems: list[str] = field(default_factory=list)
-    temps_left: int = 0
-    torn_rows: int = 0
 
 
 def _row_after(kill: int) -> dict[str, Any]:
@@ -80,16 +88,12 @@ def _check_next_append(campaign: Campaign, kill: int, log: CrashLog) -> None:
     fs.append_result(campaign.results, **row)
     text = campaign.results.read_text(encoding="utf-8")
     if not text.endswith("\n" + format_result_row(**row)):
-        log.problems.append(f"kill {kill}: the next row merged into a torn one: {text[-200:]!r}")
-    for line in text.splitlines()[1:]:
-        try:
-            parse_result_line(line)
-        except ValueError:
-            log.torn_rows += 1
+        log.problems.append(f"kill {kill}: the next row merged into another: {text[-200:]!r}")
 
 
 def _check_sweep(campaign: Campaign, pid: int, kill: int, log: CrashLog) -> None:
-    log.temps_left += len(temps_of(campaign.optimize_root, pid))
+    # Whether this kill left a temp is chance; the deterministic kill below
+    # always leaves one, so the sweep is certain to be exercised there.
     fs.write_state(campaign.state, state_record(-1, kill))
     with fs.edit_memory(campaign.memory) as document:
         document.append(HYPOTHESES, f"- checked after kill {kill}")
@@ -130,7 +134,6 @@ def test_random_kills_leave_every_file_whole(tmp_path: Path, kills: int) -> None
     campaign = seed_campaign(tmp_path / "project")
     log = _kill_repeatedly(campaign, kills)
     assert log.problems == []
-    assert log.torn_rows == 0
 
 
 @pytest.mark.usefixtures("durable")
@@ -166,12 +169,18 @@ def test_kill_inside_a_memory_edit_frees_the_lock_and_keeps_the_old_memory(
 def test_kill_mid_row_does_not_swallow_the_next_row(tmp_path: Path) -> None:
     campaign = seed_campaign(tmp_path / "project")
     kill_when_ready(stalled_writer, root=str(campaign.root), what="row")
-    torn = campaign.results.read_text(encoding="utf-8")
-    assert not torn.endswith("\n"), "the stall should have left half a row"
+    torn = campaign.results.read_bytes()
+    assert not torn.endswith(b"\n"), "the stall should have left half a row"
+    half_row = torn[torn.rindex(b"\n") + 1 :]
     row = _row_after(0)
-    fs.append_result(campaign.results, **row)
-    lines = campaign.results.read_text(encoding="utf-8").splitlines()
-    assert lines[-1] == format_result_row(**row).rstrip("\n")
+    with pytest.warns(fs.StateCorruptWarning, match="torn by a crash"):
+        fs.append_result(campaign.results, **row)
+    # The half row is cut from the ledger and kept aside, the whole rows stay.
+    assert campaign.results.read_bytes() == torn[: -len(half_row)] + format_result_row(
+        **row
+    ).encode("utf-8")
+    aside = list(campaign.optimize_root.glob("results.tsv.corrupt-*"))
+    assert [path.read_bytes() for path in aside] == [half_row]
 
 
 def test_temp_names_carry_the_writers_pid(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from fermilink_state import _fileops
-from fermilink_state._atomic import atomic_write_bytes
+from fermilink_state._atomic import sweep_dead_temps
 from fermilink_state._create import create_if_missing
 from fermilink_state._errors import (
     StateCorruptError,
@@ -143,6 +143,13 @@ def _require_folder(path: Path) -> None:
 
 
 _APPEND_FLAGS: Final = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_ASIDE_FLAGS: Final = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 def _append_locked(path: Path, rows_text: str) -> None:
@@ -155,6 +162,10 @@ def _append_locked(path: Path, rows_text: str) -> None:
             # An earlier append did not finish (killed mid-row, or a power cut
             # left a partial row, NUL bytes or garbage): repair the tail first.
             size, prefix = _repair_tail(fd, path, size)
+        if size == 0:
+            # The ledger is being created here: a writer of its header that
+            # died (ensure_results_file) may have left a temp behind.
+            sweep_dead_temps(path)
         payload = (RESULTS_HEADER if size == 0 else prefix) + rows_text
         view = memoryview(payload.encode("utf-8"))
         try:
@@ -164,6 +175,8 @@ def _append_locked(path: Path, rows_text: str) -> None:
                 # Durable before the call returns: a state.json written after
                 # this row can never claim a row that a power cut took away.
                 _fileops.fdatasync(fd)
+                if size == 0:  # and the ledger this call created keeps its name
+                    _fileops.sync_folder(path.parent)
         except OSError as error:
             # We hold the lock, so every byte past `size` is ours: cut them off
             # rather than leave half a row (e.g. after ENOSPC) in the ledger.
@@ -223,8 +236,20 @@ def torn_tail(data: bytes) -> bytes | None:
 
 
 def _save_torn_tail(path: Path, tail: bytes) -> None:
+    # A fresh name, created exclusively: no temp needed (a crash here leaves
+    # part of the tail aside, and the whole tail still in the ledger).
     aside = quarantine_path(path)
-    atomic_write_bytes(aside, tail)
+    fd = _fileops.open_file(aside, _ASIDE_FLAGS, 0o666)
+    try:
+        view = memoryview(tail)
+        while view:
+            view = view[_fileops.write(fd, view) :]
+        if _fileops.fsync_enabled():
+            _fileops.fsync(fd)
+    finally:
+        _fileops.close(fd)
+    if _fileops.fsync_enabled():
+        _fileops.sync_folder(path.parent)
     warnings.warn(
         StateCorruptWarning(
             f"{path}: the last line was torn by a crash ({len(tail)} bytes, not a row); "
@@ -375,8 +400,10 @@ def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         bad_line = data.count(b"\n", 0, error.start) + 1
+        torn = not data.endswith(b"\n") and error.start > data.rfind(b"\n")
         if strict:
-            raise StateCorruptError(path, "not UTF-8", line=bad_line) from None
+            reason = "not UTF-8" + (_TORN_HINT if torn else "")
+            raise StateCorruptError(path, reason, line=bad_line) from None
         warnings.warn(
             StateCorruptWarning(f"{path}:{bad_line}: not UTF-8; undecodable bytes replaced"),
             stacklevel=2,
@@ -394,14 +421,17 @@ def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
     return rows
 
 
+_TORN_HINT: Final = (
+    " (the end of the ledger was torn by a crash; the next append moves it"
+    " aside, or read with strict=False to skip it)"
+)
+
+
 def _torn_hint(text: str, line: str) -> str:
     # What a crash leaves at the end of an append-only file deserves a word on
     # what happens next, not only "malformed".
     if "\0" in line or (not text.endswith("\n") and text.endswith(line)):
-        return (
-            " (the end of the ledger was torn by a crash; the next append moves it"
-            " aside, or read with strict=False to skip it)"
-        )
+        return _TORN_HINT
     return ""
 
 

@@ -204,6 +204,27 @@ class Recording:
         """The labels of the marks among the first ``point`` ops."""
         return tuple(op.label for op in self.ops[:point] if op.kind == "mark")
 
+    def versions(self, relative: str) -> set[bytes | None]:
+        """Every whole version of one file: before the step and after each library call.
+
+        ``None`` stands for "absent". A file written whole (atomically) must
+        hold one of these in any crash state; a torn mix is none of them.
+        """
+        return self.all_versions().get(relative, {None})
+
+    def all_versions(self) -> dict[str, set[bytes | None]]:
+        """:meth:`versions` of every file the step or the initial tree has."""
+        boundaries = [0, len(self.ops)]
+        boundaries += [
+            point
+            for point in range(1, len(self.ops))
+            if self.ops[point].call_index != self.ops[point - 1].call_index
+            or self.ops[point].kind == "mark"
+        ]
+        trees = [simulate(self, _kill_state(self, point, 0)) for point in sorted(set(boundaries))]
+        names = {name for tree in trees for name in tree.files}
+        return {name: {tree.files.get(name) for tree in trees} for name in names}
+
     def calls(self) -> list[str]:
         """The top-level library calls in order, one entry per call."""
         seen: dict[int, str] = {}
