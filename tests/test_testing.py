@@ -10,6 +10,7 @@ import math
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from fermilink_state._clock import freeze
 from fermilink_state._memory import memory_template
 from fermilink_state._results import RESULTS_HEADER
 from fermilink_state.testing import (
+    ResultLike,
     assert_only_sections_changed,
     assert_results_rows,
     assert_results_well_formed,
@@ -512,50 +514,49 @@ def _numbered(count: int) -> list[ResultRow]:
     return [ResultRow(n, f"c{n}", "rejected", "t", 1.0 + n, f"try {n}") for n in range(count)]
 
 
-def test_rows_a_missing_middle_row_is_reported_alone(tmp_path: Path) -> None:
+def _row_problems(
+    tmp_path: Path, written: list[ResultRow], expected: Sequence[ResultLike]
+) -> list[str]:
+    """The problem lines of assert_results_rows's failure (it must fail)."""
     path = tmp_path / "results.tsv"
-    rows = _numbered(6)
-    fermilink_state.append_results(path, rows[:2] + rows[3:])
+    fermilink_state.append_results(path, written)
     with pytest.raises(AssertionError) as raised:
-        assert_results_rows(path, rows)
-    problems = str(raised.value).splitlines()[1:]
-    assert problems == [f"  expected row 3 missing (after row 2 (line 3)): {rows[2].as_dict()!r}"]
+        assert_results_rows(path, expected)
+    return str(raised.value).splitlines()[1:]
+
+
+def test_rows_a_missing_middle_row_is_reported_alone(tmp_path: Path) -> None:
+    rows = _numbered(6)
+    assert _row_problems(tmp_path, rows[:2] + rows[3:], rows) == [
+        f"  expected row 3 missing (after row 2 (line 3)): {rows[2].as_dict()!r}"
+    ]
 
 
 def test_rows_an_extra_middle_row_is_reported_alone(tmp_path: Path) -> None:
-    path = tmp_path / "results.tsv"
     rows = _numbered(5)
-    fermilink_state.append_results(path, rows)
     expected = [{"iteration": r.iteration, "commit": r.commit} for r in rows if r.iteration != 1]
-    with pytest.raises(AssertionError) as raised:
-        assert_results_rows(path, expected)
-    problems = str(raised.value).splitlines()[1:]
-    assert problems == [f"  row 2 (line 3) not expected: {rows[1]!r}"]
+    assert _row_problems(tmp_path, rows, expected) == [
+        f"  row 2 (line 3) not expected: {rows[1]!r}"
+    ]
 
 
 def test_rows_a_changed_row_among_aligned_ones_names_its_field(tmp_path: Path) -> None:
-    path = tmp_path / "results.tsv"
     rows = _numbered(4)
-    fermilink_state.append_results(path, rows)
     expected = [row.as_dict() for row in rows]
     expected[2]["status"] = "accepted"
     del expected[0]  # and one missing: the alignment still pairs the rest
-    with pytest.raises(AssertionError) as raised:
-        assert_results_rows(path, expected)
-    problems = str(raised.value).splitlines()[1:]
-    assert problems == [
+    assert _row_problems(tmp_path, rows, expected) == [
         f"  row 1 (line 2) not expected: {rows[0]!r}",
         "  row 3 (line 4): status 'rejected' != expected 'accepted'",
     ]
 
 
 def test_rows_align_by_the_fields_every_expected_row_gives(tmp_path: Path) -> None:
-    path = tmp_path / "results.tsv"
     rows = _numbered(3)
-    fermilink_state.append_results(path, rows)
-    with pytest.raises(AssertionError) as raised:
-        assert_results_rows(path, [{"description": "try 0"}, {"description": "try 2"}])
-    assert str(raised.value).splitlines()[1:] == [f"  row 2 (line 3) not expected: {rows[1]!r}"]
+    expected = [{"description": "try 0"}, {"description": "try 2"}]
+    assert _row_problems(tmp_path, rows, expected) == [
+        f"  row 2 (line 3) not expected: {rows[1]!r}"
+    ]
 
 
 def test_rows_of_a_corrupt_ledger(tmp_path: Path) -> None:
