@@ -9,6 +9,12 @@ The fixtures' types live here too, so tests can annotate their arguments::
 
     def test_event(seeded_project: OptimizeProject) -> None: ...
 
+For proving a controller against what breaks a days-long campaign:
+:func:`explore_crashes` (every kill and power-cut state of a step, each
+resumed and checked), :func:`assert_campaign_consistent` (the files against
+each other, crash debris told apart) and :func:`run_concurrently` (real
+processes released together).
+
 Importing this module does not import pytest.
 """
 
