@@ -696,18 +696,25 @@ def test_deviation_append_result_writes_header_into_empty_file(twin: Twin) -> No
 
 
 def test_deviation_append_result_after_torn_line_starts_a_new_line(twin: Twin) -> None:
-    """SPEC §2: after a crash left a torn last line, the next row starts on its own line."""
-    torn = reference.RESULTS_HEADER + "1\tabc\tacc"
+    """SPEC §2: after a crash left a torn last line, the next row starts on its own line.
+
+    The reference glues the row onto the torn one. Ours cuts the torn line off
+    and keeps its bytes beside the ledger (``results.tsv.corrupt-<time>``).
+    """
+    torn_line = "1\tabc\tacc"
+    torn = reference.RESULTS_HEADER + torn_line
 
     def append(lib: Any, root: Path) -> object:
         (root / "results.tsv").write_text(torn)
         return lib.append_result(root / "results.tsv", **_row())
 
-    theirs, ours = twin.both(append)
+    with pytest.warns(fermilink_state.StateCorruptWarning, match="torn by a crash"):
+        theirs, ours = twin.both(append)
     assert theirs.files["results.tsv"].startswith((torn + "3\t").encode())
-    assert ours.files["results.tsv"] == theirs.files["results.tsv"].replace(
-        torn.encode(), (torn + "\n").encode()
-    )
+    row = theirs.files["results.tsv"][len(torn) :]
+    assert ours.files["results.tsv"] == reference.RESULTS_HEADER.encode() + row
+    aside = [data for name, data in ours.files.items() if ".corrupt-" in name]
+    assert aside == [torn_line.encode()]
 
 
 def test_append_result_into_missing_folder_fails_like_reference(twin: Twin) -> None:

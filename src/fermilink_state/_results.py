@@ -465,6 +465,19 @@ def best_result(
     return best
 
 
+def _decode_tail(data: bytes) -> str:
+    # Bytes that are not UTF-8 raise, as in the reference, unless they are in
+    # a torn last line (after the last line break): garbage a power cut left
+    # there must not hide the rows before it.
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        cut = data.rfind(b"\n") + 1
+        if error.start < cut:
+            raise
+        return data[:cut].decode("utf-8") + data[cut:].decode("utf-8", errors="replace")
+
+
 def recent_results_text(path: Path, *, limit: int = 8) -> str:
     """The last ``limit`` lines of the ledger joined by newlines, as the reference.
 
@@ -493,9 +506,7 @@ def recent_results_text(path: Path, *, limit: int = 8) -> str:
                     while skip < len(data) and skip < 4 and 0x80 <= data[skip] <= 0xBF:
                         skip += 1
                     data = data[skip:]
-                # errors="replace": garbage a power cut left at the end must
-                # not hide the rows before it (well-formed files are unchanged).
-                lines = data.decode("utf-8", errors="replace").splitlines()
+                lines = _decode_tail(data).splitlines()
                 # The first line of a block that does not start the file may be
                 # partial, so more than `limit` lines are needed to trust it.
                 if start == 0 or len(lines) > limit:

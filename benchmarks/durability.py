@@ -1,0 +1,190 @@
+"""What a durable append costs: fermilink-state's append against an fdatasync round trip.
+
+Runs in one process, every case interleaved round by round on the same
+filesystem (so machine noise hits them alike), and prints the median cost of
+one call of each:
+
+- ``fdatasync round trip``: ``os.write`` of one row and ``os.fdatasync`` on an
+  open file: what any durable append must pay, the floor;
+- ``filelock round trip``: acquiring and releasing a ``filelock.FileLock``;
+- ``reference append``: ``fermilink.optimize.state.append_result`` (no lock,
+  no sync: a power cut can take the row);
+- ``append, fsync off`` and ``append, durable``: ours with
+  ``FERMILINK_STATE_FSYNC=0`` and ``=1``.
+
+The budget: a durable append costs at most a filelock round trip + one
+fdatasync round trip + 1.5x the reference's append; exits 1 when it is
+missed. The fsync-off append is shown against its own budget (a filelock
+round trip + 1.5x the reference's append), which ``benchmarks/bench.py``
+judges; on a loaded machine the lock's cost swings, so compare within one run.
+
+    python benchmarks/durability.py [--rounds N] [--calls N] [--dir PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Final
+
+import filelock
+
+import fermilink_state as fs
+
+FSYNC_ENV: Final = "FERMILINK_STATE_FSYNC"
+ROW: Final = {
+    "iteration": 1,
+    "commit": "a1b2c3d",
+    "status": "rejected",
+    "primary_metric_name": "runtime_s",
+    "primary_metric_value": 12.5,
+    "description": "unrolled the inner loop",
+}
+ROW_BYTES: Final = b"1\ta1b2c3d\trejected\truntime_s\t12.5\tunrolled the inner loop\n"
+BUDGET_FACTOR: Final = 1.5
+
+
+@contextlib.contextmanager
+def _fsync(value: str) -> Iterator[None]:
+    previous = os.environ.get(FSYNC_ENV)
+    os.environ[FSYNC_ENV] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(FSYNC_ENV, None)
+        else:
+            os.environ[FSYNC_ENV] = previous
+
+
+def _reference() -> ModuleType | None:
+    try:
+        return importlib.import_module("fermilink.optimize.state")
+    except ImportError:
+        return None
+
+
+def _cases(folder: Path, reference: ModuleType | None) -> dict[str, Callable[[], None]]:
+    floor_file = folder / "floor.tsv"
+    floor_fd = os.open(floor_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    lock = filelock.FileLock(str(folder / "bench.lock"))
+    ours_off = folder / "ours-off" / "results.tsv"
+    ours_durable = folder / "ours-durable" / "results.tsv"
+    for ledger in (ours_off, ours_durable):
+        ledger.parent.mkdir()
+        fs.ensure_results_file(ledger)
+
+    def fdatasync_round_trip() -> None:
+        os.write(floor_fd, ROW_BYTES)
+        os.fdatasync(floor_fd)
+
+    def filelock_round_trip() -> None:
+        lock.acquire()
+        lock.release()
+
+    def locked_fdatasync_round_trip() -> None:
+        lock.acquire()
+        os.write(floor_fd, ROW_BYTES)
+        os.fdatasync(floor_fd)
+        lock.release()
+
+    def append_fsync_off() -> None:
+        with _fsync("0"):
+            fs.append_result(ours_off, **ROW)  # type: ignore[arg-type]
+
+    def append_durable() -> None:
+        with _fsync("1"):
+            fs.append_result(ours_durable, **ROW)  # type: ignore[arg-type]
+
+    cases = {
+        "fdatasync round trip": fdatasync_round_trip,
+        "filelock round trip": filelock_round_trip,
+        "filelock + fdatasync": locked_fdatasync_round_trip,
+        "append, fsync off": append_fsync_off,
+        "append, durable": append_durable,
+    }
+    if reference is not None:
+        reference_ledger = folder / "reference" / "results.tsv"
+        reference_ledger.parent.mkdir()
+        reference.ensure_results_file(reference_ledger)
+
+        def reference_append() -> None:
+            reference.append_result(reference_ledger, **ROW)
+
+        cases["reference append"] = reference_append
+    return cases
+
+
+def measure(folder: Path, rounds: int, calls: int) -> dict[str, float]:
+    """Median seconds per call of every case, over ``rounds`` interleaved rounds."""
+    cases = _cases(folder, _reference())
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for round_number in range(rounds):
+        shift = round_number % len(names)  # a different case goes first each round
+        for name in names[shift:] + names[:shift]:
+            call = cases[name]
+            start = time.perf_counter()
+            for _ in range(calls):
+                call()
+            samples[name].append((time.perf_counter() - start) / calls)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.1f} µs"
+
+
+def report(medians: dict[str, float]) -> bool:
+    """Print the table, the ratios and the verdicts; ``True`` when every budget is met."""
+    for name, seconds in medians.items():
+        print(f"{name:24} {_us(seconds):>12}")
+    floor = medians["fdatasync round trip"]
+    durable = medians["append, durable"]
+    off = medians["append, fsync off"]
+    lock = medians["filelock round trip"]
+    print(f"\ndurable append / fdatasync round trip: {durable / floor:.2f}x")
+    print(f"durable append - fsync-off append: {_us(durable - off)} (the sync)")
+    reference = medians.get("reference append")
+    if reference is None:
+        print("\nthe reference is not installed (pip install --no-deps fermilink==0.3.10):")
+        print("budgets not judged")
+        return True
+    budget = lock + floor + BUDGET_FACTOR * reference
+    met = durable <= budget
+    print(
+        f"durable append: {_us(durable)} vs budget {_us(budget)} "
+        f"(filelock + fdatasync + 1.5x reference; {durable / budget:.2f}x of it): "
+        + ("met" if met else "MISSED")
+    )
+    off_budget = lock + BUDGET_FACTOR * reference
+    print(
+        f"fsync-off append: {_us(off)} vs {_us(off_budget)} (filelock + 1.5x reference; "
+        f"{off / off_budget:.2f}x of it; judged by benchmarks/bench.py)"
+    )
+    return met
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit status 1 when a budget is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=40, help="calls per case per round")
+    parser.add_argument("--dir", type=Path, default=None, help="filesystem to measure on")
+    options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(dir=options.dir, prefix="fermilink-durability-") as folder:
+        medians = measure(Path(folder), options.rounds, options.calls)
+    return 0 if report(medians) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
