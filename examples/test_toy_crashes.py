@@ -8,6 +8,7 @@ consistent and that nothing it was told had been recorded is lost.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from toy_controller import Candidate, run_campaign
@@ -48,9 +49,11 @@ def resume(copy_root: Path, state: CrashState) -> None:
 
 @pytest.mark.parametrize("model", ["kill", "power"])
 def test_the_controller_survives_every_crash(
-    seeded_project: OptimizeProject, crash_explorer: CrashExplorer, model: str
+    seeded_project: OptimizeProject,
+    crash_explorer: CrashExplorer,
+    model: Literal["kill", "power"],
 ) -> None:
-    report = crash_explorer(two_candidates, resume, model=model)  # type: ignore[arg-type]
+    report = crash_explorer(two_candidates, resume, model=model)
     assert report.ok
     assert report.points > 10
     assert report.calls.count("append_result") == 2
