@@ -195,7 +195,6 @@ def _check_run_lock(project_root: Path) -> list[CampaignProblem]:
 class _LedgerFacts:
     """What the ledger holds of the state's claims, gathered in one pass."""
 
-    rows: int = 0
     last_iteration: int | None = None
     has_claimed_iteration: bool = False
     incumbent_statuses: set[str] = field(default_factory=set)
@@ -226,7 +225,6 @@ class _StateClaims:
         )
 
     def note(self, facts: _LedgerFacts, iteration: int, commit: str, status: str) -> None:
-        facts.rows += 1
         facts.last_iteration = iteration
         if iteration == self.iteration:
             facts.has_claimed_iteration = True
