@@ -54,7 +54,7 @@ class Outcome:
         return self.error is None and self.exitcode == 0
 
     def result(self) -> Any:
-        """``value``, or raise ``error`` (with the child's traceback text in the message)."""
+        """``value``; else an ``AssertionError`` with the child's traceback, caused by ``error``."""
         __tracebackhide__ = True
         if self.error is not None:
             raise AssertionError(str(self)) from self.error
