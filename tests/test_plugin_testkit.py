@@ -121,9 +121,12 @@ def test_each_tool_passes_and_fails(pytester: pytest.Pytester, xdist: list[str])
     assert "RuntimeError: boom 1" in text
 
 
-def test_failing_crash_copies_are_kept_and_listed(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_failing_crash_copies_are_kept_and_listed(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
     _write(pytester, "test_tools.py", TOOLS)
-    result = _run(pytester, "--fermilink-keep", "-k", "state_then_row and kill")
+    result = _run(pytester, "--fermilink-keep", "-k", "state_then_row and kill", *xdist)
     result.assert_outcomes(failed=1)
     kept = [line for line in result.stdout.lines if "kept: " in line]
     assert kept
