@@ -463,8 +463,10 @@ def run_workload(
     library: str = OURS,
     trace_pathlib: bool = False,
     step: Callable[[Path], None] | None = None,
+    max_failures: int | None = None,
 ) -> Outcome:
-    """Record ``workload`` once and check every crash state of ``model``."""
+    """Record ``workload`` once and check every crash state of ``model`` (or until
+    ``max_failures`` checks failed)."""
     root = tmp_path / f"{workload.name}-{model}"
     workload.prepare(root)
     chosen = step or functools.partial(workload.step, library=library)
@@ -474,7 +476,7 @@ def run_workload(
         raise AssertionError(f"writes that bypassed the recording seam: {untracked}")
     work = tmp_path / f"states-{workload.name}-{model}"
     work.mkdir()
-    exploration = explore(recording, model, Checker(recording), work)
+    exploration = explore(recording, model, Checker(recording), work, max_failures=max_failures)
     shutil.rmtree(work, ignore_errors=True)
     return Outcome(
         workload.name,

@@ -87,19 +87,12 @@ def sweep_dead_temps(target: Path) -> list[Path]:
     return removed
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        written = _fileops.write(fd, view)
-        view = view[written:]
-
-
 def _write_pieces(fd: int, pieces: Sequence[bytes | memoryview]) -> None:
     # One writev for the pieces of an edited file: every write call pays a
     # fixed cost in the filesystem (~10 us here), gathered pieces pay it once.
     if len(pieces) < 2 or not hasattr(os, "writev"):
         for piece in pieces:
-            _write_all(fd, piece)
+            _fileops.write_all(fd, piece)
         return
     views = [memoryview(piece) for piece in pieces if len(piece)]
     while views:
@@ -119,12 +112,6 @@ def _start_writeback(fd: int) -> None:
     if sys.platform.startswith("linux") and hasattr(os, "posix_fadvise"):
         with contextlib.suppress(OSError):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-
-
-def fsync_directory(directory: Path) -> None:
-    """fsync a folder so a rename in it survives a power cut (POSIX only)."""
-    if fsync_enabled():
-        _fileops.sync_folder(directory)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool | None = None) -> None:

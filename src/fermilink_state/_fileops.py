@@ -91,6 +91,13 @@ def write(fd: int, data: bytes | memoryview) -> int:
     return written
 
 
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """:func:`write` until every byte of ``data`` is out (a short write continues)."""
+    view = memoryview(data)
+    while view:
+        view = view[write(fd, view) :]
+
+
 def writev(fd: int, buffers: Sequence[bytes | memoryview]) -> int:
     """``os.writev``: one call, returns how many bytes went out."""
     written = os.writev(fd, buffers)
