@@ -24,14 +24,6 @@ from fermilink_state._fileops import FSYNC_ENV, fsync_enabled
 from fermilink_state._process import hostname, pid_is_running
 
 __all__ = ["FSYNC_ENV", "fsync_enabled"]  # re-exported: older imports found them here
-_OPEN_FLAGS: Final = (
-    os.O_WRONLY
-    | os.O_CREAT
-    | os.O_EXCL
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_BINARY", 0)
-)
 _NEW_FILE_MODE: Final = 0o666  # what open() asks for; the umask applies
 # From this size on, a check passed to atomic_write_chunks runs while the disk
 # writes; below it, the check is quick and the pages had better stay cached.
@@ -152,7 +144,7 @@ def atomic_write_chunks(
         sweep_dead_temps(path)
     temp = _temp_name(path)
     try:
-        fd = _fileops.open_file(temp, _OPEN_FLAGS, _NEW_FILE_MODE)
+        fd = _fileops.open_file(temp, _fileops.CREATE_NEW_FLAGS, _NEW_FILE_MODE)
     except OSError as error:
         raise explain_write_error(error, path) from error
     try:

@@ -143,13 +143,6 @@ def _require_folder(path: Path) -> None:
 
 
 _APPEND_FLAGS: Final = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-_ASIDE_FLAGS: Final = (
-    os.O_WRONLY
-    | os.O_CREAT
-    | os.O_EXCL
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
 
 
 def _append(path: Path, rows_text: str, timeout: float | None = None) -> None:
@@ -265,7 +258,7 @@ def _save_torn_tail(path: Path, tail: bytes) -> None:
     # A fresh name, created exclusively: no temp needed (a crash here leaves
     # part of the tail aside, and the whole tail still in the ledger).
     aside = quarantine_path(path)
-    fd = _fileops.open_file(aside, _ASIDE_FLAGS, 0o666)
+    fd = _fileops.open_file(aside, _fileops.CREATE_NEW_FLAGS, 0o666)
     try:
         _fileops.write_all(fd, tail)
         if _fileops.fsync_enabled():
