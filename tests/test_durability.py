@@ -11,6 +11,7 @@ import pytest
 
 import fermilink_state as fs
 from fermilink_state import _fileops, _iteration
+from fermilink_state._locking import file_lock
 from fermilink_state.testing import OptimizeProject
 from support_strace import run_writers
 
@@ -189,3 +190,19 @@ def test_make_folders_makes_each_new_folder_durable_in_its_parent(
     synced.clear()
     assert _fileops.make_folders(tmp_path / "a" / "b") == []
     assert synced == []
+
+
+def test_an_append_syncs_after_releasing_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Group commit: appenders waiting for the lock write while this one syncs,
+    # so their syncs overlap and the file system commits them together.
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
+    path = _ledger(tmp_path, b"")
+    held_while_syncing: list[bool] = []
+    monkeypatch.setattr(
+        _fileops, "fdatasync", lambda fd: held_while_syncing.append(file_lock(path).is_locked)
+    )
+    fs.append_result(path, **ROW)
+    fs.append_results(path, [ROW])
+    assert held_while_syncing == [False, False]
