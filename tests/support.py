@@ -24,6 +24,20 @@ from fermilink_state import _clock
 
 FROZEN_UTC: Final = "2026-01-02T03:04:05.678901Z"
 REFERENCE_MODULE: Final = "fermilink.optimize.state"
+# The memory template's headings, written out here rather than read from the
+# code under test.
+TEMPLATE_HEADINGS: Final = [
+    "# FermiLink Optimize Memory",
+    "## Short-Term Memory (Operational)",
+    "### Current objective",
+    "### Latest accepted commit",
+    "### Progress log",
+    "## Long-Term Memory (Persistent)",
+    "### Benchmark contract",
+    "### Accepted experiments",
+    "### Rejected patterns",
+    "### Open hypotheses",
+]
 
 # Every character str.splitlines() ends a line on (test_compat_differential
 # proves the list complete), and "\r\n", which it treats as one break.

@@ -33,25 +33,13 @@ from fermilink_state.testing._crashstates import (
     mark,
     record,
 )
+from support import REFERENCE_MODULE, TEMPLATE_HEADINGS
 
 OURS: Final = "fermilink_state"
-REFERENCE: Final = "fermilink.optimize.state"
+REFERENCE: Final = REFERENCE_MODULE
 OPT: Final = ".fermilink-optimize"
 LEDGER: Final = f"{OPT}/results.tsv"
 HEADER: Final = "iteration\tcommit\tstatus\tprimary_metric_name\tprimary_metric_value\tdescription"
-# The reference's template headings, copied here rather than read from the code under test.
-MEMORY_HEADINGS: Final = (
-    "# FermiLink Optimize Memory",
-    "## Short-Term Memory (Operational)",
-    "### Current objective",
-    "### Latest accepted commit",
-    "### Progress log",
-    "## Long-Term Memory (Persistent)",
-    "### Benchmark contract",
-    "### Accepted experiments",
-    "### Rejected patterns",
-    "### Open hypotheses",
-)
 SEED: Final = {
     "package_id": "pkg",
     "benchmark_id": "bench",
@@ -159,36 +147,34 @@ def edit_memories(root: Path, library: str = OURS) -> None:
     mark(f"text:{OPT}/runs/iter_0001/worker_memory.md:- worker_iteration: 1")
 
 
-def record_iterations(root: Path, library: str = OURS, iterations: int = 14) -> None:
-    """``record_iteration``: row, event and state of several iterations."""
+def run_iterations(
+    root: Path, library: str = OURS, iterations: int = 14, order: str = "record_iteration"
+) -> None:
+    """Several iterations of a controller: ``order`` is ``"record_iteration"``, or
+    ``"by_hand"`` (the three writers called in the documented order), or
+    ``"state_first"`` (the bug: state.json before the row)."""
     fs = _lib(library)
     incumbent = "base"
     for iteration in range(1, iterations + 1):
         accepted = iteration % 2 == 0
         row = _row(iteration, "accepted" if accepted else "rejected", 1.0 / iteration)
         incumbent = row["commit"] if accepted else incumbent
-        fs.record_iteration(root, row=row, event=_event(row), state=_state(iteration, incumbent))
+        state = _state(iteration, incumbent)
+        if order == "record_iteration":
+            fs.record_iteration(root, row=row, event=_event(row), state=state)
+        else:
+            if order == "state_first":
+                fs.write_state(fs.state_path(root), state)
+            fs.append_result(fs.results_path(root), **row)
+            fs.record_campaign_event(fs.memory_path(root), **_event(row))
+            if order == "by_hand":
+                fs.write_state(fs.state_path(root), state)
         mark(f"row:{_row_line(row)}")
         mark(f"text:{OPT}/memory.md:{row['description']} ({row['commit']}")
 
 
-def controller_by_hand(
-    root: Path, library: str = OURS, iterations: int = 8, state_first: bool = False
-) -> None:
-    """A controller calling the three writers itself (the reference has no record_iteration)."""
-    fs = _lib(library)
-    incumbent = "base"
-    for iteration in range(1, iterations + 1):
-        accepted = iteration % 2 == 0
-        row = _row(iteration, "accepted" if accepted else "rejected", 1.0 / iteration)
-        incumbent = row["commit"] if accepted else incumbent
-        if state_first:
-            fs.write_state(fs.state_path(root), _state(iteration, incumbent))
-        fs.append_result(fs.results_path(root), **row)
-        fs.record_campaign_event(fs.memory_path(root), **_event(row))
-        if not state_first:
-            fs.write_state(fs.state_path(root), _state(iteration, incumbent))
-        mark(f"row:{_row_line(row)}")
+record_iterations = functools.partial(run_iterations, order="record_iteration")
+controller_by_hand = functools.partial(run_iterations, iterations=8, order="by_hand")
 
 
 def hold_run_lock(root: Path, library: str = OURS) -> None:
@@ -326,7 +312,7 @@ def _consistency_problems(root: Path) -> list[str]:
     memory_file = root / OPT / "memory.md"
     if memory_file.exists():
         memory = _text(memory_file).split("\n")
-        missing = [heading for heading in MEMORY_HEADINGS if heading not in memory]
+        missing = [heading for heading in TEMPLATE_HEADINGS if heading not in memory]
         if missing:
             problems.append(f"memory.md lacks {missing}")
     return problems
@@ -463,8 +449,10 @@ def run_workload(
     library: str = OURS,
     trace_pathlib: bool = False,
     step: Callable[[Path], None] | None = None,
+    max_failures: int | None = None,
 ) -> Outcome:
-    """Record ``workload`` once and check every crash state of ``model``."""
+    """Record ``workload`` once and check every crash state of ``model`` (or until
+    ``max_failures`` checks failed)."""
     root = tmp_path / f"{workload.name}-{model}"
     workload.prepare(root)
     chosen = step or functools.partial(workload.step, library=library)
@@ -474,7 +462,7 @@ def run_workload(
         raise AssertionError(f"writes that bypassed the recording seam: {untracked}")
     work = tmp_path / f"states-{workload.name}-{model}"
     work.mkdir()
-    exploration = explore(recording, model, Checker(recording), work)
+    exploration = explore(recording, model, Checker(recording), work, max_failures=max_failures)
     shutil.rmtree(work, ignore_errors=True)
     return Outcome(
         workload.name,

@@ -18,19 +18,7 @@ from fermilink_state import (
     ensure_memory_file,
     parse_memory,
 )
-
-TEMPLATE_HEADINGS = [
-    "# FermiLink Optimize Memory",
-    "## Short-Term Memory (Operational)",
-    "### Current objective",
-    "### Latest accepted commit",
-    "### Progress log",
-    "## Long-Term Memory (Persistent)",
-    "### Benchmark contract",
-    "### Accepted experiments",
-    "### Rejected patterns",
-    "### Open hypotheses",
-]
+from support import TEMPLATE_HEADINGS
 
 DOC = textwrap.dedent(
     """\

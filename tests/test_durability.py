@@ -11,7 +11,9 @@ import pytest
 
 import fermilink_state as fs
 from fermilink_state import _fileops, _iteration
+from fermilink_state._locking import file_lock
 from fermilink_state.testing import OptimizeProject
+from support_strace import run_writers
 
 HEADER = "iteration\tcommit\tstatus\tprimary_metric_name\tprimary_metric_value\tdescription\n"
 BASELINE = "0\tbase\tbaseline\truntime\t3\tbaseline\n"
@@ -143,42 +145,6 @@ def test_record_iteration_without_event_or_state_writes_only_the_row(
 # ------------------------------------------------------------ the fsync switch
 
 
-def _every_writer(root: Path) -> None:
-    fs.ensure_optimize_root(root)
-    fs.ensure_autogen_root(root)
-    fs.ensure_results_file(fs.results_path(root))
-    fs.ensure_memory_file(
-        fs.memory_path(root),
-        package_id="p",
-        benchmark_id="b",
-        benchmark_rel="b.yaml",
-        optimize_branch="o",
-    )
-    fs.ensure_program_file(fs.default_program_path(root), content="program\n")
-    event = {key: value for key, value in ROW.items() if key != "iteration"}
-    fs.record_iteration(root, row=ROW, event=event, state={"iteration": 7})
-    fs.append_results(fs.results_path(root), [ROW])
-    with fs.edit_memory(fs.memory_path(root)) as document:
-        document.append("### Open hypotheses", "- more")
-    fs.reset_worker_memory_file(
-        fs.worker_memory_path(root),
-        package_id="p",
-        benchmark_id="b",
-        benchmark_rel="b.yaml",
-        program_rel="program.md",
-        controller_memory_rel="memory.md",
-        results_rel="results.tsv",
-        worker_iteration=1,
-    )
-    fs.archive_worker_memory(fs.worker_memory_path(root), fs.runs_root(root) / "iter_0001")
-    fs.acquire_run_lock(root)
-    fs.release_run_lock(root)
-    fs.write_json_file(fs.quick_manifest_path(root), {"quick": True})
-    fs.state_path(root).write_text("{not json")
-    with pytest.warns(fs.StateCorruptWarning):
-        fs.load_state(fs.state_path(root))
-
-
 def _count_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     for name in ("fsync", "fdatasync"):
@@ -197,38 +163,46 @@ def test_with_fsync_off_no_writer_makes_a_sync_call(
 ) -> None:
     monkeypatch.setenv("FERMILINK_STATE_FSYNC", "0")
     calls = _count_syncs(monkeypatch)
-    _every_writer(tmp_path / "project")
+    run_writers(str(tmp_path / "project"))
     assert calls == []
 
 
 def test_with_fsync_on_every_writer_syncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
     calls = _count_syncs(monkeypatch)
-    _every_writer(tmp_path / "project")
+    run_writers(str(tmp_path / "project"))
     assert "fdatasync" in calls
     assert len(calls) > 20
 
 
+@pytest.mark.parametrize("fsync", ["1", "0"])
 def test_make_folders_makes_each_new_folder_durable_in_its_parent(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: str
 ) -> None:
-    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", fsync)
     synced: list[str] = []
     monkeypatch.setattr(_fileops, "sync_folder", lambda folder: synced.append(os.fspath(folder)))
     created = _fileops.make_folders(tmp_path / "a" / "b" / "c")
     expected = [str(tmp_path / "a" / "b" / "c"), str(tmp_path / "a" / "b"), str(tmp_path / "a")]
     assert created == expected[::-1]
-    assert sorted(synced) == sorted([str(tmp_path), *expected[1:]])
+    # With fsync off, no sync at all; with it on, every new folder's parent.
+    assert sorted(synced) == (sorted([str(tmp_path), *expected[1:]]) if fsync == "1" else [])
     synced.clear()
     assert _fileops.make_folders(tmp_path / "a" / "b") == []
     assert synced == []
 
 
-def test_make_folders_with_fsync_off_syncs_nothing(
+def test_an_append_syncs_after_releasing_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "0")
-    synced: list[str] = []
-    monkeypatch.setattr(_fileops, "sync_folder", lambda folder: synced.append(os.fspath(folder)))
-    assert len(_fileops.make_folders(tmp_path / "x" / "y")) == 2
-    assert synced == []
+    # Group commit: appenders waiting for the lock write while this one syncs,
+    # so their syncs overlap and the file system commits them together.
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
+    path = _ledger(tmp_path, b"")
+    held_while_syncing: list[bool] = []
+    monkeypatch.setattr(
+        _fileops, "fdatasync", lambda fd: held_while_syncing.append(file_lock(path).is_locked)
+    )
+    fs.append_result(path, **ROW)
+    fs.append_results(path, [ROW])
+    assert held_while_syncing == [False, False]

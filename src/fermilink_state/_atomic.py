@@ -24,14 +24,6 @@ from fermilink_state._fileops import FSYNC_ENV, fsync_enabled
 from fermilink_state._process import hostname, pid_is_running
 
 __all__ = ["FSYNC_ENV", "fsync_enabled"]  # re-exported: older imports found them here
-_OPEN_FLAGS: Final = (
-    os.O_WRONLY
-    | os.O_CREAT
-    | os.O_EXCL
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_BINARY", 0)
-)
 _NEW_FILE_MODE: Final = 0o666  # what open() asks for; the umask applies
 # From this size on, a check passed to atomic_write_chunks runs while the disk
 # writes; below it, the check is quick and the pages had better stay cached.
@@ -87,19 +79,12 @@ def sweep_dead_temps(target: Path) -> list[Path]:
     return removed
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        written = _fileops.write(fd, view)
-        view = view[written:]
-
-
 def _write_pieces(fd: int, pieces: Sequence[bytes | memoryview]) -> None:
     # One writev for the pieces of an edited file: every write call pays a
     # fixed cost in the filesystem (~10 us here), gathered pieces pay it once.
     if len(pieces) < 2 or not hasattr(os, "writev"):
         for piece in pieces:
-            _write_all(fd, piece)
+            _fileops.write_all(fd, piece)
         return
     views = [memoryview(piece) for piece in pieces if len(piece)]
     while views:
@@ -119,12 +104,6 @@ def _start_writeback(fd: int) -> None:
     if sys.platform.startswith("linux") and hasattr(os, "posix_fadvise"):
         with contextlib.suppress(OSError):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-
-
-def fsync_directory(directory: Path) -> None:
-    """fsync a folder so a rename in it survives a power cut (POSIX only)."""
-    if fsync_enabled():
-        _fileops.sync_folder(directory)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool | None = None) -> None:
@@ -165,7 +144,7 @@ def atomic_write_chunks(
         sweep_dead_temps(path)
     temp = _temp_name(path)
     try:
-        fd = _fileops.open_file(temp, _OPEN_FLAGS, _NEW_FILE_MODE)
+        fd = _fileops.open_file(temp, _fileops.CREATE_NEW_FLAGS, _NEW_FILE_MODE)
     except OSError as error:
         raise explain_write_error(error, path) from error
     try:

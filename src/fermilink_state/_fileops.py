@@ -21,6 +21,15 @@ from typing import Final, Protocol
 
 FSYNC_ENV: Final = "FERMILINK_STATE_FSYNC"
 _FOLDER_FLAGS: Final = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+# A new file, created here or not at all, and never through a planted symlink.
+CREATE_NEW_FLAGS: Final = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 _CREATE_FLAG: Final = os.O_CREAT
 _TRUNCATE_FLAG: Final = os.O_TRUNC
 
@@ -89,6 +98,13 @@ def write(fd: int, data: bytes | memoryview) -> int:
     if _recorder is not None:
         _recorder.wrote(fd, os.lseek(fd, 0, os.SEEK_CUR) - written, bytes(data[:written]))
     return written
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """:func:`write` until every byte of ``data`` is out (a short write continues)."""
+    view = memoryview(data)
+    while view:
+        view = view[write(fd, view) :]
 
 
 def writev(fd: int, buffers: Sequence[bytes | memoryview]) -> int:

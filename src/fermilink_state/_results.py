@@ -143,17 +143,41 @@ def _require_folder(path: Path) -> None:
 
 
 _APPEND_FLAGS: Final = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-_ASIDE_FLAGS: Final = (
-    os.O_WRONLY
-    | os.O_CREAT
-    | os.O_EXCL
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
 
 
-def _append_locked(path: Path, rows_text: str) -> None:
-    # One O_APPEND write per call: readers never see half a batch from us.
+def _append(path: Path, rows_text: str, timeout: float | None = None) -> None:
+    """Append ``rows_text`` under the ledger's lock, then make it durable.
+
+    The sync runs once the lock is released (group commit): appenders that
+    were waiting write their rows meanwhile, their syncs overlap ours, and the
+    file system commits all of them together. Each call still returns only
+    once its own rows are synced.
+    """
+    _require_folder(path)
+    with locked(path, timeout=timeout):
+        fd, created = _append_locked(path, rows_text)
+    try:
+        if _fileops.fsync_enabled():
+            _make_durable(fd, path, created=created)
+    finally:
+        _fileops.close(fd)
+
+
+def _make_durable(fd: int, path: Path, *, created: bool) -> None:
+    try:
+        # Durable before the call returns: a state.json written after these
+        # rows can never claim a row that a power cut took away.
+        _fileops.fdatasync(fd)
+        if created:  # and the ledger this call created keeps its name
+            _fileops.sync_folder(path.parent)
+    except OSError as error:
+        raise explain_write_error(
+            error, path, kept="the rows were appended but may not survive a power cut"
+        ) from error
+
+
+def _append_locked(path: Path, rows_text: str) -> tuple[int, bool]:
+    """Write the rows (after a repair of a torn tail); return ``(fd, ledger was empty)``."""
     fd = _fileops.open_file(path, _APPEND_FLAGS, 0o666)
     try:
         size = os.fstat(fd).st_size
@@ -167,24 +191,19 @@ def _append_locked(path: Path, rows_text: str) -> None:
             # died (ensure_results_file) may have left a temp behind.
             sweep_dead_temps(path)
         payload = (RESULTS_HEADER if size == 0 else prefix) + rows_text
-        view = memoryview(payload.encode("utf-8"))
         try:
-            while view:
-                view = view[_fileops.write(fd, view) :]
-            if _fileops.fsync_enabled():
-                # Durable before the call returns: a state.json written after
-                # this row can never claim a row that a power cut took away.
-                _fileops.fdatasync(fd)
-                if size == 0:  # and the ledger this call created keeps its name
-                    _fileops.sync_folder(path.parent)
+            # One write: readers never see half a batch from us.
+            _fileops.write_all(fd, payload.encode("utf-8"))
         except OSError as error:
             # We hold the lock, so every byte past `size` is ours: cut them off
             # rather than leave half a row (e.g. after ENOSPC) in the ledger.
             with contextlib.suppress(OSError):
                 _fileops.truncate(fd, size)
             raise explain_write_error(error, path, kept="no row was added") from error
-    finally:
+    except BaseException:
         _fileops.close(fd)
+        raise
+    return fd, size == 0
 
 
 def _read_at(fd: int, path: Path, count: int, offset: int) -> bytes:
@@ -239,11 +258,9 @@ def _save_torn_tail(path: Path, tail: bytes) -> None:
     # A fresh name, created exclusively: no temp needed (a crash here leaves
     # part of the tail aside, and the whole tail still in the ledger).
     aside = quarantine_path(path)
-    fd = _fileops.open_file(aside, _ASIDE_FLAGS, 0o666)
+    fd = _fileops.open_file(aside, _fileops.CREATE_NEW_FLAGS, 0o666)
     try:
-        view = memoryview(tail)
-        while view:
-            view = view[_fileops.write(fd, view) :]
+        _fileops.write_all(fd, tail)
         if _fileops.fsync_enabled():
             _fileops.fsync(fd)
     finally:
@@ -283,9 +300,7 @@ def append_result(
         primary_metric_value=primary_metric_value,
         description=description,
     )
-    _require_folder(path)
-    with locked(path):
-        _append_locked(path, row)
+    _append(path, row)
 
 
 def append_results(
@@ -320,10 +335,7 @@ def append_results(
     ]
     if not cells:
         return 0
-    text = _rows_text(cells)
-    _require_folder(path)
-    with locked(path, timeout=timeout):
-        _append_locked(path, text)
+    _append(path, _rows_text(cells), timeout)
     return len(cells)
 
 

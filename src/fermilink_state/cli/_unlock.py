@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
+from fermilink_state import _fileops
 from fermilink_state._errors import RunLockHeld
 from fermilink_state._layout import run_lock_path
 from fermilink_state._locking import locked
@@ -28,5 +30,6 @@ def unlock_campaign(root: Path, *, force: bool = False) -> RunLockStatus:
             return status
         if status.state == "active" and not force:
             raise RunLockHeld(path, status.holder, status.reason)
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            _fileops.unlink(path)
     return status

@@ -454,10 +454,9 @@ class _RecordedFile(io.RawIOBase):
     def flush(self) -> None:
         if self.closed or not self._pending:
             return
-        view = memoryview(b"".join(self._pending))
+        data = b"".join(self._pending)
         self._pending.clear()
-        while view:
-            view = view[_fileops.write(self._fd, view) :]
+        _fileops.write_all(self._fd, data)
 
     def close(self) -> None:
         if not self.closed:
@@ -811,13 +810,15 @@ def explore(
     *,
     keep_failures: bool = False,
     dedupe: bool = True,
+    max_failures: int | None = None,
 ) -> Exploration:
     """Materialize every crash state of ``model`` under ``workdir`` and check it.
 
     ``check(copy_root, state)`` gets a fresh copy of the project as the crash
     left it; an exception from it (``AssertionError`` or any other) is a
     :class:`CrashFailure`. Copies are removed after their check, except the
-    failing ones when ``keep_failures``.
+    failing ones when ``keep_failures``. With ``max_failures``, exploration
+    stops once that many checks failed (``states`` counts those checked).
     """
     exploration = Exploration(model)
     for state in crash_states(recording, model, dedupe=dedupe):
@@ -830,6 +831,8 @@ def explore(
             exploration.failures.append(CrashFailure(state, state.describe(recording), error, kept))
             if kept is None:
                 shutil.rmtree(copy_root, ignore_errors=True)
+            if max_failures is not None and len(exploration.failures) >= max_failures:
+                break
         else:
             shutil.rmtree(copy_root, ignore_errors=True)
     return exploration
