@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from fermilink_state import _clock
-from fermilink_state._errors import RunLockHeld, StateCorruptError
 from fermilink_state._atomic import atomic_write_text
+from fermilink_state._errors import RunLockHeld, StateCorruptError
 from fermilink_state._jsonio import dump_json, load_json_file, read_json_file, write_json_file
 from fermilink_state._layout import ensure_optimize_root, run_lock_path
 from fermilink_state._locking import locked

@@ -129,7 +129,7 @@ def _wrap_writers(main: ModuleType) -> None:
     for writer in COVERED_WRITERS:
         original = getattr(main, writer.function, None)
         if callable(original) and not getattr(original, WRAPPED_MARKER, False):
-            setattr(main, writer.function, writer.wrapping(original))
+            setattr(main, writer.function, writer.wrapping.apply(original))
     _progress.writers_covered = True
 
 

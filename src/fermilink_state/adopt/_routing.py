@@ -17,14 +17,23 @@ import os
 import pathlib
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from fermilink_state._atomic import _temp_name, atomic_write_bytes
 from fermilink_state._locking import locked
 
-Wrapping = Callable[[Callable[..., Any]], Callable[..., Any]]
 WRAPPED_MARKER: Final = "__fermilink_state_adopted__"
+
+
+@dataclass(frozen=True, slots=True)
+class Wrapping:
+    """How one FermiLink function is wrapped: which argument it acts on, and the wrapper maker."""
+
+    argument: str
+    apply: Callable[[Callable[..., Any]], Callable[..., Any]]
+
 
 _ConcretePath: type[Path]
 if sys.platform == "win32":  # pragma: no cover - Windows only
@@ -117,7 +126,7 @@ def under_lock(
 
         return _adopted(original, body)
 
-    return wrapping
+    return Wrapping(argument, wrapping)
 
 
 def routed(argument: str) -> Wrapping:
@@ -130,7 +139,7 @@ def routed(argument: str) -> Wrapping:
 
         return _adopted(original, body)
 
-    return wrapping
+    return Wrapping(argument, wrapping)
 
 
 @contextlib.contextmanager
@@ -165,4 +174,4 @@ def staged_copy(argument: str) -> Wrapping:
 
         return _adopted(original, body)
 
-    return wrapping
+    return Wrapping(argument, wrapping)

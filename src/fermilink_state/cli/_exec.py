@@ -1,4 +1,4 @@
-"""``fermilink-state exec -- <command ...>``: run a command with the adapter in every Python it starts.
+"""``fermilink-state exec -- <command ...>``: a command with the adapter in all its Pythons.
 
 The command runs in place of this process (exit code and signals are its
 own), with a folder on ``PYTHONPATH`` whose ``sitecustomize.py`` calls
@@ -31,7 +31,10 @@ class ExecError(Exception):
 
 
 def adopting_environment(environment: Mapping[str, str]) -> dict[str, str]:
-    """``environment`` with the adapter's folder first on PYTHONPATH and ``FERMILINK_STATE_ADOPT=1``."""
+    """``environment`` plus the adapter's folder first on PYTHONPATH and its switch on.
+
+    The switch is ``FERMILINK_STATE_ADOPT=1``; both are inherited by children.
+    """
     adopted = dict(environment)
     site = str(SITE_DIR)
     existing = [entry for entry in adopted.get("PYTHONPATH", "").split(os.pathsep) if entry]
@@ -57,4 +60,5 @@ def exec_adopted(command: Sequence[str]) -> NoReturn:
             f"{command[0]}: command not found (is it on PATH?)", EXIT_NOT_FOUND
         ) from None
     except PermissionError as error:
-        raise ExecError(f"{command[0]}: cannot run it ({error.strerror})", EXIT_CANNOT_RUN) from None
+        message = f"{command[0]}: cannot run it ({error.strerror})"
+        raise ExecError(message, EXIT_CANNOT_RUN) from None
