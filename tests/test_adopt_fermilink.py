@@ -43,9 +43,7 @@ def _broken(winners: list[int]) -> int:
 
 @pytest.mark.parametrize("pause", [0.0, SLOW_FS_PAUSE], ids=["local", "slow-fs"])
 def test_campaign_run_lock_race_has_one_winner_per_round(tmp_path: Path, pause: float) -> None:
-    winners, errors = race_run_lock(
-        tmp_path, racers=RACERS, rounds=ROUNDS, adopt=True, pause=pause
-    )
+    winners, errors = race_run_lock(tmp_path, racers=RACERS, rounds=ROUNDS, adopt=True, pause=pause)
     assert not errors, errors
     assert _broken(winners) == 0, f"winners per round: {winners}"
 
@@ -140,7 +138,7 @@ FERMILINK_OPTIMIZE_TESTS = (
     "tests/test_bin_optimize_cpp.py",
 )
 
-ADOPTED_CHECK = '''
+ADOPTED_CHECK = """
 import sys
 
 import fermilink_state
@@ -152,7 +150,7 @@ def test_fermilink_state_is_adopted_in_this_run():
     assert sys.modules["fermilink.optimize.state"] is fermilink_state
     assert controller.optimize_state is fermilink_state
     assert controller._write_campaign_run_lock.__fermilink_state_adopted__
-'''
+"""
 
 
 def test_fermilink_optimize_suite_passes_with_the_adapter(tmp_path: Path) -> None:
@@ -163,7 +161,7 @@ def test_fermilink_optimize_suite_passes_with_the_adapter(tmp_path: Path) -> Non
     environment.pop("PYTEST_XDIST_WORKER", None)
     completed = subprocess.run(
         [sys.executable, "-m", "fermilink_state", "exec", "--", sys.executable, "-m", "pytest"]
-        + ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-n", "0"]
+        + ["-p", "no:cacheprovider", "-p", "no:randomly", "-n", "0"]
         + [*FERMILINK_OPTIMIZE_TESTS, str(check.relative_to(repository))],
         cwd=repository,
         env=environment,
