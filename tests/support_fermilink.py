@@ -20,7 +20,7 @@ from collections.abc import Callable
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from types import ModuleType
-from typing import Final
+from typing import Any, Final
 
 import fermilink_state as fs
 from support_concurrency import MP, WORKER_TIMEOUT, error_texts, run_processes
@@ -146,7 +146,7 @@ def _pause_after_reading(state: ModuleType, pause: float) -> None:
         time.sleep(pause)
         return holder
 
-    state.load_run_lock = slow_read
+    setattr(state, "load_run_lock", slow_read)  # noqa: B010 - a module attribute
 
 
 def _check_then_write(state: ModuleType, project: Path, racer: int) -> Callable[[], None]:

@@ -116,8 +116,10 @@ def _fermilink_repository_copy(destination: Path) -> Path:
         return destination
     downloads = destination.parent / "sdist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:"]
-        + ["--no-deps", "--dest", str(downloads), "fermilink==0.3.10"],
+        [
+            *(sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:"),
+            *("--no-deps", "--dest", str(downloads), "fermilink==0.3.10"),
+        ],
         check=True,
         timeout=300,
     )
@@ -160,9 +162,12 @@ def test_fermilink_optimize_suite_passes_with_the_adapter(tmp_path: Path) -> Non
     environment = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
     environment.pop("PYTEST_XDIST_WORKER", None)
     completed = subprocess.run(
-        [sys.executable, "-m", "fermilink_state", "exec", "--", sys.executable, "-m", "pytest"]
-        + ["-p", "no:cacheprovider", "-p", "no:randomly", "-n", "0"]
-        + [*FERMILINK_OPTIMIZE_TESTS, str(check.relative_to(repository))],
+        [
+            *(sys.executable, "-m", "fermilink_state", "exec", "--", sys.executable, "-m"),
+            *("pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-n", "0"),
+            *FERMILINK_OPTIMIZE_TESTS,
+            str(check.relative_to(repository)),
+        ],
         cwd=repository,
         env=environment,
         capture_output=True,
@@ -172,4 +177,5 @@ def test_fermilink_optimize_suite_passes_with_the_adapter(tmp_path: Path) -> Non
     )
     summary = completed.stdout[-3000:] + completed.stderr[-2000:]
     assert completed.returncode == 0, summary
-    assert " failed" not in completed.stdout and " passed" in completed.stdout, summary
+    assert " failed" not in completed.stdout, summary
+    assert " passed" in completed.stdout, summary
