@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from campaign_builder import run_cli
 from fermilink_state.cli._exec import ADOPT_ENV, SITE_DIR, adopting_environment
 
 pytestmark = pytest.mark.timeout(120)
@@ -23,15 +24,8 @@ ALIASED = (
 def fermilink_state_exec(
     *command: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m fermilink_state exec -- <command>`` in a subprocess."""
-    return subprocess.run(
-        [sys.executable, "-m", "fermilink_state", "exec", "--", *command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    """``fermilink-state exec -- <command>``, run as a user would."""
+    return run_cli("exec", "--", *command, env=env)
 
 
 def test_a_python_child_and_its_children_run_with_the_adapter() -> None:
