@@ -282,6 +282,26 @@ def _write_version(controller: ModuleType, writer: str, target: Path, text: str)
     """Make FermiLink's ``writer`` write ``text`` to ``target``, by its own arguments."""
     if writer == "_write_run_text":
         controller._write_run_text(target.parent, target.name, text)
+    elif writer == "_write_run_json":
+        controller._write_run_json(target.parent, target.name, {"text": text})
+    elif writer == "_append_pre_command_repo_side_effect_notes":
+        controller._append_pre_command_repo_side_effect_notes(
+            target, cleanup_untracked=["left-behind.tmp"], new_changed_paths=[]
+        )
+    elif writer == "_goal_scaffold":
+        project = target.parents[2]
+        controller._goal_scaffold(
+            project,
+            package_id="pkg",
+            goal_spec={"raw_text": "# Goal\n"},
+            goal_path=project / "goal.md",
+            language="python",
+            analysis={},
+            benchmark_yaml_text=text,
+            runner_script_text="print('run')\n",
+            review_notes="",
+            hpc_profile="",
+        )
     elif writer == "_write_benchmark_contract_file":
         controller._write_benchmark_contract_file(target, {"text": text})
     elif writer == "_ensure_text_file":
@@ -320,18 +340,30 @@ def whole_file_writer(
 
 
 def _shown_by_writer(data: bytes, versions: Versions, writer: str) -> bool:
+    """Whether ``data`` is a whole file as ``writer`` writes it (plain bytes checks)."""
     if data in versions:
         return True
-    if writer == "_write_benchmark_contract_file":  # YAML of {"text": ...}: whole or not
+    if writer == "_write_benchmark_contract_file":  # YAML of {"text": ...}
         return data.startswith(b"text: ") and data.endswith(b"\n") and data.count(b"end-") == 1
+    if writer == "_write_run_json":  # JSON of {"text": ...}
+        return data.startswith(b'{\n  "text": "') and data.endswith(b'"\n}\n')
+    if writer == "_append_pre_command_repo_side_effect_notes":  # the seed, then whole notes
+        return data.startswith(versions[0].rstrip()) and data.endswith(b"- left-behind.tmp\n")
     return False
+
+
+def watched_file(root: Path, writer: str) -> Path:
+    """The file ``writer`` replaces in the race."""
+    if writer == "_goal_scaffold":
+        return fs.goal_benchmark_path(root)
+    return root / ".fermilink-optimize" / "runs" / "iter_0001" / "watched.txt"
 
 
 def race_whole_file(
     root: Path, writer: str, *, rounds: int, size: int, adopt: bool
 ) -> tuple[int, int, str]:
     """Reads that saw a torn, empty or missing file, out of how many, while ``writer`` wrote."""
-    target = root / ".fermilink-optimize" / "runs" / "iter_0001" / "watched.txt"
+    target = watched_file(root, writer)
     target.parent.mkdir(parents=True)
     versions = _versions(size)
     target.write_bytes(versions[0])
@@ -372,11 +404,26 @@ def race_whole_file(
 # -- inputs staging: several stagings of inputs/worker/ at once ------------------
 
 
-def stage_inputs(*, root: str, racer: int, rounds: int, barrier: Barrier, adopt: bool) -> None:
-    """Stage inputs/worker/ from inputs/all/ ``rounds`` times with FermiLink's function.
+def _input_names() -> list[str]:
+    return [f"case-{number:02d}.dat" for number in range(INPUT_FILES)]
 
-    A staging that raised, or that returned with a file of its own list
-    missing or short, writes ``errors/racer-<n>-<round>.txt``.
+
+def _goal_spec() -> dict[str, Any]:
+    return {
+        "raw_text": "# Goal\n",
+        "workloads": [f"{name[:-4]}: `run {name}`" for name in _input_names()],
+    }
+
+
+def stage_inputs(
+    *, root: str, stager: str, racer: int, rounds: int, barrier: Barrier, adopt: bool
+) -> None:
+    """Stage the goal's inputs ``rounds`` times with FermiLink's ``stager``.
+
+    ``_stage_goal_referenced_inputs`` copies the goal's files into inputs/all/;
+    ``_prepare_goal_worker_inputs_subset`` copies inputs/all/ into
+    inputs/worker/. A staging that raised, or that returned with fewer files
+    than there are, writes ``errors/racer-<n>-<round>.txt``.
     """
     project = Path(root)
     errors_dir = project / "errors"
@@ -384,11 +431,18 @@ def stage_inputs(*, root: str, racer: int, rounds: int, barrier: Barrier, adopt:
     barrier.wait(timeout=WORKER_TIMEOUT)
     for number in range(rounds):
         try:
-            staged = controller._prepare_goal_worker_inputs_subset(
-                project, split_enabled=False, train_case_ids=[]
-            )
-            if len(staged["worker_files"]) != INPUT_FILES:
-                raise AssertionError(f"staged {len(staged['worker_files'])} of {INPUT_FILES}")
+            if stager == "_stage_goal_referenced_inputs":
+                staged = controller._stage_goal_referenced_inputs(
+                    project, goal_path=project / "goal" / "goal.md", goal_spec=_goal_spec()
+                )
+                files = staged["all_files"]
+            else:
+                staged = controller._prepare_goal_worker_inputs_subset(
+                    project, split_enabled=False, train_case_ids=[]
+                )
+                files = staged["worker_files"]
+            if len(files) != INPUT_FILES:
+                raise AssertionError(f"staged {len(files)} of {INPUT_FILES}")
         except Exception:
             _report(str(errors_dir), f"racer-{racer}-{number}")
 
@@ -397,13 +451,17 @@ INPUT_FILES: Final = 40
 INPUT_BYTES: Final = 64 * 1024
 
 
-def race_input_staging(root: Path, *, racers: int, rounds: int, adopt: bool) -> tuple[int, str]:
-    """Stagings that failed, and the final inputs/worker/ tree's problems."""
+def race_input_staging(
+    root: Path, stager: str, *, racers: int, rounds: int, adopt: bool
+) -> tuple[int, str]:
+    """Stagings that failed plus files missing or short in the final tree; and details."""
+    sources = root / "goal" if stager == "_stage_goal_referenced_inputs" else None
     all_root = fs.goal_inputs_all_root(root)
-    names = [f"case-{number:02d}/input.dat" for number in range(INPUT_FILES)]
+    names = _input_names()
     for name in names:
-        (all_root / name).parent.mkdir(parents=True, exist_ok=True)
-        (all_root / name).write_bytes(name.encode() * (INPUT_BYTES // len(name)))
+        source = (sources or all_root) / name
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(name.encode() * (INPUT_BYTES // len(name)))
     manifest = {"all_files": names, "shared_files": [], "case_file_map": {}}
     fs.goal_inputs_manifest_path(root).parent.mkdir(parents=True, exist_ok=True)
     fs.goal_inputs_manifest_path(root).write_text(json.dumps(manifest), encoding="utf-8")
@@ -414,6 +472,7 @@ def race_input_staging(root: Path, *, racers: int, rounds: int, adopt: bool) -> 
         [
             {
                 "root": str(root),
+                "stager": stager,
                 "racer": racer,
                 "rounds": rounds,
                 "barrier": barrier,
@@ -423,12 +482,13 @@ def race_input_staging(root: Path, *, racers: int, rounds: int, adopt: bool) -> 
         ],
     )
     failed = len(list((root / "errors").glob("*.txt")))
-    worker_root = fs.goal_inputs_worker_root(root)
+    staged_root = all_root if sources else fs.goal_inputs_worker_root(root)
+    expected_root = sources or all_root
     problems = [
         name
         for name in names
-        if not (worker_root / name).is_file()
-        or (worker_root / name).read_bytes() != (all_root / name).read_bytes()
+        if not (staged_root / name).is_file()
+        or (staged_root / name).read_bytes() != (expected_root / name).read_bytes()
     ]
     detail = f"exit codes {codes}; final tree missing or short: {problems[:5]}"
     if failed:

@@ -72,6 +72,9 @@ def test_launcher_memory_notes_are_lost_without_the_adapter(tmp_path: Path) -> N
 # emitting is slow in pure Python, so its file is smaller.
 WHOLE_FILE_WRITERS = {
     "_write_run_text": (200, 256 * 1024),
+    "_write_run_json": (200, 256 * 1024),
+    "_append_pre_command_repo_side_effect_notes": (200, 256 * 1024),
+    "_goal_scaffold": (100, 256 * 1024),
     "_write_benchmark_contract_file": (100, 16 * 1024),
     "_ensure_text_file": (200, 256 * 1024),
     "_sync_worker_outputs_from_workspace": (200, 256 * 1024),
@@ -93,9 +96,12 @@ def test_whole_file_writers_never_show_a_torn_file(
         assert torn > 0, f"as shipped, {writer} showed no torn read in {reads}: the race is void"
 
 
+@pytest.mark.parametrize(
+    "stager", ["_stage_goal_referenced_inputs", "_prepare_goal_worker_inputs_subset"]
+)
 @pytest.mark.parametrize("adopt", [True, False], ids=["adopted", "as-shipped"])
-def test_concurrent_input_stagings_all_complete(tmp_path: Path, adopt: bool) -> None:
-    failures, detail = race_input_staging(tmp_path, racers=4, rounds=5, adopt=adopt)
+def test_concurrent_input_stagings_all_complete(tmp_path: Path, stager: str, adopt: bool) -> None:
+    failures, detail = race_input_staging(tmp_path, stager, racers=4, rounds=5, adopt=adopt)
     if adopt:
         assert failures == 0, detail
     else:
