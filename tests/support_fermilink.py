@@ -14,6 +14,8 @@ import importlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -495,3 +497,114 @@ def race_input_staging(
         detail += "\n" + error_texts(root / "errors")[:3000]
     shutil.rmtree(root / "errors")
     return failed + len(problems), detail
+
+
+# -- _run_benchmark_suite: a controller benchmarking while a reader watches runs/ --
+
+BENCH_SCRIPT: Final = """
+import json, sys
+sys.stderr.write("E" * {size} + "\\nend-E\\n")
+print(json.dumps({{"benchmark_id": "race", "correctness_ok": True, "cases": [],
+    "summary_metrics": {{"weighted_median_wall_seconds": 1.0, "peak_rss_mb": 0.0}}}}))
+"""
+
+
+def make_benchmark_repository(root: Path, *, size: int) -> Path:
+    """A git repository with a benchmark whose runs write ``size`` bytes of stderr."""
+    root.mkdir(parents=True)
+    (root / "bench.py").write_text(BENCH_SCRIPT.format(size=size), encoding="utf-8")
+    benchmark = {
+        "schema_version": 1,
+        "benchmark_id": "race",
+        "repo": {"editable_paths": ["solver.py"]},
+        "controller": {
+            "timeout_seconds": 60,
+            "warmup_runs": 1,
+            "measured_runs": 2,
+            "objective": {
+                "primary_metric": "weighted_median_wall_seconds",
+                "direction": "minimize",
+            },
+        },
+        "campaign": {"max_iterations": 1, "stop_on_consecutive_rejections": 1},
+        "correctness": {"mode": "runner_only"},
+        "runtime": {"mode": "direct", "command": [sys.executable, "bench.py"]},
+        "cases": [],
+    }
+    # JSON is YAML too, and needs no YAML library here.
+    (root / "benchmark.yaml").write_text(json.dumps(benchmark), encoding="utf-8")
+    identity = ["-c", "user.name=race", "-c", "user.email=race@example.com"]
+    for command in (["init", "-q"], ["add", "."], [*identity, "commit", "-q", "-m", "seed"]):
+        subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)
+    return root / "benchmark.yaml"
+
+
+def benchmark_suite_writer(
+    *, root: str, rounds: int, adopt: bool, ready: Event, errors_dir: str
+) -> None:
+    """Run FermiLink's benchmark suite ``rounds`` times into one run folder."""
+    try:
+        controller = _controller(adopt)
+        project = Path(root)
+        payload = controller._load_benchmark(project / "benchmark.yaml")
+        ready.wait(WORKER_TIMEOUT)
+        for _ in range(rounds):
+            result = controller._run_benchmark_suite(
+                project,
+                benchmark_path=project / "benchmark.yaml",
+                benchmark_payload=payload,
+                run_dir=fs.runs_root(project) / "iter_0001",
+                timeout_seconds=60,
+            )
+            if result.get("status") != "ok":
+                raise AssertionError(f"the benchmark failed: {result}")
+    except BaseException:
+        _report(errors_dir, "suite")
+        raise SystemExit(1) from None
+
+
+def race_benchmark_suite(
+    root: Path, *, rounds: int, size: int, adopt: bool
+) -> tuple[int, int, str]:
+    """Reads of the run folder's stderr logs and metrics.json that saw a torn file, of how many."""
+    make_benchmark_repository(root, size=size)
+    run_dir = fs.runs_root(root) / "iter_0001"
+    expected_log = b"E" * size + b"\nend-E\n"
+    errors_dir = root.parent / f"{root.name}-errors"
+    errors_dir.mkdir()
+    ready = MP.Event()
+    process = MP.Process(
+        target=benchmark_suite_writer,
+        kwargs={
+            "root": str(root),
+            "rounds": rounds,
+            "adopt": adopt,
+            "ready": ready,
+            "errors_dir": str(errors_dir),
+        },
+    )
+    process.start()
+    torn = reads = 0
+    ready.set()
+    while process.is_alive():
+        for entry in run_dir.glob("*") if run_dir.is_dir() else ():
+            if entry.name.startswith("."):
+                continue  # a temp file on its way in
+            whole: Callable[[bytes], bool]
+            if entry.name.endswith(".stderr.log"):
+                whole = expected_log.__eq__
+            elif entry.name == "metrics.json":
+                whole = lambda data: data.startswith(b"{") and data.endswith(b"}\n")  # noqa: E731
+            else:
+                continue
+            try:
+                data = entry.read_bytes()
+            except FileNotFoundError:
+                continue  # replaced between the listing and the read
+            reads += 1
+            torn += not whole(data)
+    process.join(WORKER_TIMEOUT)
+    errors = error_texts(errors_dir)
+    if process.exitcode:
+        errors += f"\nexit code {process.exitcode}"
+    return torn, reads, errors

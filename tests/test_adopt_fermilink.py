@@ -20,6 +20,7 @@ import pytest
 from support_fermilink import (
     INPUT_FILES,
     fermilink_importable,
+    race_benchmark_suite,
     race_input_staging,
     race_memory_notes,
     race_run_lock,
@@ -185,3 +186,17 @@ def test_fermilink_optimize_suite_passes_with_the_adapter(tmp_path: Path) -> Non
     assert completed.returncode == 0, summary
     assert " failed" not in completed.stdout, summary
     assert " passed" in completed.stdout, summary
+
+
+@pytest.mark.parametrize("adopt", [True, False], ids=["adopted", "as-shipped"])
+def test_benchmark_suite_run_files_are_never_torn(tmp_path: Path, adopt: bool) -> None:
+    """``_run_benchmark_suite`` and the ``_run_benchmark_once`` runs it makes, routed."""
+    torn, reads, errors = race_benchmark_suite(
+        tmp_path / "repo", rounds=15, size=512 * 1024, adopt=adopt
+    )
+    assert not errors, errors
+    assert reads > 0
+    if adopt:
+        assert torn == 0, f"{torn} of {reads} reads saw a torn run file"
+    else:
+        assert torn > 0, f"as shipped, no torn run file in {reads} reads: the race is void"
