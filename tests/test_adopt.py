@@ -108,11 +108,20 @@ print(json.dumps({
 """
 
 
-def probe(fermilink: Path, steps: str) -> dict[str, Any]:
+_NO_METADATA: Final = (
+    "import importlib.metadata as m\n"
+    "def _missing(name):\n"
+    "    raise m.PackageNotFoundError(name)\n"
+    "m.version = _missing\n"
+)
+
+
+def probe(fermilink: Path, steps: str, *, hide_metadata: bool = False) -> dict[str, Any]:
     """Run :data:`_PROBE` in a fresh interpreter that finds the stand-in FermiLink first."""
     environment = dict(os.environ, PYTHONPATH=str(fermilink))
+    code = (_NO_METADATA if hide_metadata else "") + _PROBE
     completed = subprocess.run(
-        [sys.executable, "-c", _PROBE, steps, str(fermilink)],
+        [sys.executable, "-c", code, steps, str(fermilink)],
         env=environment,
         capture_output=True,
         text=True,
@@ -160,6 +169,17 @@ def test_another_fermilink_version_gets_only_the_alias_and_one_warning(tmp_path:
     assert "NOT covered" in warning
     for name in ALL_NAMES:
         assert f"fermilink.optimize.main.{name}" in warning
+
+
+def test_a_fermilink_of_unknown_version_gets_only_the_alias_and_one_warning(
+    tmp_path: Path,
+) -> None:
+    # No dist-info of its own: the probe hides the installed one too.
+    seen = probe(make_fermilink(tmp_path, version=None), "install,import", hide_metadata=True)
+    assert seen["main_module_name"] is True
+    assert seen["wrapped"] == []
+    (warning,) = seen["warnings"]
+    assert warning.startswith("fermilink's version is unknown")
 
 
 def test_import_fermilink_state_imports_neither_the_adapter_nor_fermilink() -> None:

@@ -112,16 +112,16 @@ def _check_version() -> bool:
     _progress.version_checked = True
     if version == SUPPORTED_FERMILINK_VERSION:
         return True
-    if version is not None:
-        warnings.warn(
-            f"fermilink {version} is installed, but fermilink_state.adopt was built against "
-            f"fermilink {SUPPORTED_FERMILINK_VERSION}: only the module alias is installed "
-            "(fermilink.optimize.state is fermilink_state). FermiLink's own writes of campaign "
-            f"files are NOT covered: {_uncovered_names()}. Install fermilink=="
-            f"{SUPPORTED_FERMILINK_VERSION}, or a fermilink-state release built for {version}.",
-            AdoptionWarning,
-            stacklevel=4,
-        )
+    found = f"fermilink {version} is installed" if version else "fermilink's version is unknown"
+    warnings.warn(
+        f"{found}, but fermilink_state.adopt was built against fermilink "
+        f"{SUPPORTED_FERMILINK_VERSION}: only the module alias is installed "
+        "(fermilink.optimize.state is fermilink_state). FermiLink's own writes of campaign "
+        f"files are NOT covered: {_uncovered_names()}. Install fermilink=="
+        f"{SUPPORTED_FERMILINK_VERSION}, or a fermilink-state release built for yours.",
+        AdoptionWarning,
+        stacklevel=4,
+    )
     return False
 
 

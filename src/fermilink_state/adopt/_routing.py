@@ -51,6 +51,7 @@ class AtomicPath(_ConcretePath):  # type: ignore[valid-type,misc]
     """
 
     def write_bytes(self, data: Any) -> int:
+        """Replace the file with ``data`` (bytes-like) atomically; return its length."""
         view = memoryview(data)
         atomic_write_bytes(Path(self), view.tobytes())
         return view.nbytes
@@ -62,6 +63,7 @@ class AtomicPath(_ConcretePath):  # type: ignore[valid-type,misc]
         errors: str | None = None,
         newline: str | None = None,
     ) -> int:
+        """Replace the file with ``data`` encoded as ``open(mode="w")`` would; atomically."""
         if not isinstance(data, str):
             raise TypeError(f"data must be str, not {type(data).__name__}")
         text = data
