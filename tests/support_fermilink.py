@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from types import ModuleType
@@ -274,6 +274,7 @@ def race_memory_notes(root: Path, *, writers: int, notes: int, adopt: bool) -> t
 # -- whole-file writers: a writer replaces a file while a reader watches ------
 
 Versions = tuple[bytes, bytes]
+Looker = Callable[[], Iterator[bool]]
 
 
 def _versions(size: int) -> Versions:
@@ -361,6 +362,32 @@ def watched_file(root: Path, writer: str) -> Path:
     return root / ".fermilink-optimize" / "runs" / "iter_0001" / "watched.txt"
 
 
+def watch_while_writing(
+    writer: Callable[..., None], kwargs: dict[str, Any], errors_dir: Path, look: Looker
+) -> tuple[int, int, str]:
+    """Run ``writer`` in a process; while it runs, count what ``look()`` finds.
+
+    ``look()`` reads the watched files once and yields, per file read,
+    whether it was whole. Returns torn reads, all reads, and the writer's errors.
+    """
+    ready = MP.Event()
+    process = MP.Process(
+        target=writer, kwargs={**kwargs, "ready": ready, "errors_dir": str(errors_dir)}
+    )
+    process.start()
+    torn = reads = 0
+    ready.set()
+    while process.is_alive():
+        for whole in look():
+            reads += 1
+            torn += not whole
+    process.join(WORKER_TIMEOUT)
+    errors = error_texts(errors_dir)
+    if process.exitcode:
+        errors += f"\nexit code {process.exitcode}"
+    return torn, reads, errors
+
+
 def race_whole_file(
     root: Path, writer: str, *, rounds: int, size: int, adopt: bool
 ) -> tuple[int, int, str]:
@@ -371,36 +398,17 @@ def race_whole_file(
     target.write_bytes(versions[0])
     errors_dir = root / "errors"
     errors_dir.mkdir()
-    ready = MP.Event()
-    process = MP.Process(
-        target=whole_file_writer,
-        kwargs={
-            "target": str(target),
-            "writer": writer,
-            "rounds": rounds,
-            "size": size,
-            "adopt": adopt,
-            "ready": ready,
-            "errors_dir": str(errors_dir),
-        },
-    )
-    process.start()
-    torn = reads = 0
-    ready.set()
-    while process.is_alive():
+
+    def look() -> Iterator[bool]:
         try:
             data = target.read_bytes()
         except FileNotFoundError:
             # Only _ensure_text_file's racer removes the file (so that it writes).
             data = versions[0] if writer == "_ensure_text_file" else b""
-        reads += 1
-        if not _shown_by_writer(data, versions, writer):
-            torn += 1
-    process.join(WORKER_TIMEOUT)
-    errors = error_texts(errors_dir)
-    if process.exitcode:
-        errors += f"\nexit code {process.exitcode}"
-    return torn, reads, errors
+        yield _shown_by_writer(data, versions, writer)
+
+    kwargs = {"target": str(target), "writer": writer, "rounds": rounds, "size": size}
+    return watch_while_writing(whole_file_writer, {**kwargs, "adopt": adopt}, errors_dir, look)
 
 
 # -- inputs staging: several stagings of inputs/worker/ at once ------------------
@@ -572,39 +580,19 @@ def race_benchmark_suite(
     expected_log = b"E" * size + b"\nend-E\n"
     errors_dir = root.parent / f"{root.name}-errors"
     errors_dir.mkdir()
-    ready = MP.Event()
-    process = MP.Process(
-        target=benchmark_suite_writer,
-        kwargs={
-            "root": str(root),
-            "rounds": rounds,
-            "adopt": adopt,
-            "ready": ready,
-            "errors_dir": str(errors_dir),
-        },
-    )
-    process.start()
-    torn = reads = 0
-    ready.set()
-    while process.is_alive():
+
+    def look() -> Iterator[bool]:
         for entry in run_dir.glob("*") if run_dir.is_dir() else ():
-            if entry.name.startswith("."):
-                continue  # a temp file on its way in
-            whole: Callable[[bytes], bool]
-            if entry.name.endswith(".stderr.log"):
-                whole = expected_log.__eq__
-            elif entry.name == "metrics.json":
-                whole = lambda data: data.startswith(b"{") and data.endswith(b"}\n")  # noqa: E731
-            else:
-                continue
-            try:
-                data = entry.read_bytes()
-            except FileNotFoundError:
-                continue  # replaced between the listing and the read
-            reads += 1
-            torn += not whole(data)
-    process.join(WORKER_TIMEOUT)
-    errors = error_texts(errors_dir)
-    if process.exitcode:
-        errors += f"\nexit code {process.exitcode}"
-    return torn, reads, errors
+            # Names starting with "." are temp files on their way in.
+            if entry.name.endswith(".stderr.log") or entry.name == "metrics.json":
+                try:
+                    data = entry.read_bytes()
+                except FileNotFoundError:
+                    continue  # replaced between the listing and the read
+                if entry.name == "metrics.json":
+                    yield data.startswith(b"{") and data.endswith(b"}\n")
+                else:
+                    yield data == expected_log
+
+    kwargs = {"root": str(root), "rounds": rounds, "adopt": adopt}
+    return watch_while_writing(benchmark_suite_writer, kwargs, errors_dir, look)

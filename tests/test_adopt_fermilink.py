@@ -69,6 +69,16 @@ def test_launcher_memory_notes_are_lost_without_the_adapter(tmp_path: Path) -> N
     assert kept < WRITERS * NOTES
 
 
+def _assert_torn_reads(torn: int, reads: int, errors: str, *, adopt: bool, writer: str) -> None:
+    """None torn with the adapter; some as shipped, or the race proves nothing."""
+    assert not errors, errors
+    assert reads > 0
+    if adopt:
+        assert torn == 0, f"{torn} of {reads} reads saw a torn, empty or missing file"
+    else:
+        assert torn > 0, f"as shipped, {writer} showed no torn read in {reads}: the race is void"
+
+
 # A writer that replaces a whole file: (rounds, bytes per version). YAML
 # emitting is slow in pure Python, so its file is smaller.
 WHOLE_FILE_WRITERS = {
@@ -89,12 +99,7 @@ def test_whole_file_writers_never_show_a_torn_file(
 ) -> None:
     rounds, size = WHOLE_FILE_WRITERS[writer]
     torn, reads, errors = race_whole_file(tmp_path, writer, rounds=rounds, size=size, adopt=adopt)
-    assert not errors, errors
-    assert reads > 0
-    if adopt:
-        assert torn == 0, f"{torn} of {reads} reads saw a torn, empty or missing file"
-    else:
-        assert torn > 0, f"as shipped, {writer} showed no torn read in {reads}: the race is void"
+    _assert_torn_reads(torn, reads, errors, adopt=adopt, writer=writer)
 
 
 @pytest.mark.parametrize(
@@ -194,9 +199,4 @@ def test_benchmark_suite_run_files_are_never_torn(tmp_path: Path, adopt: bool) -
     torn, reads, errors = race_benchmark_suite(
         tmp_path / "repo", rounds=15, size=512 * 1024, adopt=adopt
     )
-    assert not errors, errors
-    assert reads > 0
-    if adopt:
-        assert torn == 0, f"{torn} of {reads} reads saw a torn run file"
-    else:
-        assert torn > 0, f"as shipped, no torn run file in {reads} reads: the race is void"
+    _assert_torn_reads(torn, reads, errors, adopt=adopt, writer="_run_benchmark_suite")
