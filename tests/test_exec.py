@@ -16,7 +16,7 @@ from fermilink_state.cli._exec import ADOPT_ENV, SITE_DIR, adopting_environment
 pytestmark = pytest.mark.timeout(120)
 
 ALIASED = (
-    "import sys, fermilink_state; "
+    "import sys, fermilink, fermilink_state; "
     "print(sys.modules.get('fermilink.optimize.state') is fermilink_state)"
 )
 
@@ -85,6 +85,12 @@ def test_the_environment_puts_the_adapter_first_once() -> None:
     assert adopted["KEEP"] == "1"
     assert adopting_environment({})["PYTHONPATH"] == str(SITE_DIR)
     assert (SITE_DIR / "sitecustomize.py").is_file()
+
+
+def test_a_process_that_never_imports_fermilink_never_imports_fermilink_state() -> None:
+    code = "import sys; print('fermilink_state' in sys.modules)"
+    done = fermilink_state_exec(sys.executable, "-c", code)
+    assert done.stdout.split() == ["False"], done.stderr
 
 
 def test_the_switch_off_leaves_a_process_unadopted() -> None:

@@ -1,9 +1,10 @@
 """``fermilink-state exec -- <command ...>``: a command with the adapter in all its Pythons.
 
 The command runs in place of this process (exit code and signals are its
-own), with a folder on ``PYTHONPATH`` whose ``sitecustomize.py`` calls
-:func:`fermilink_state.adopt.install` in every Python process that starts
-with that environment, children included, and then runs any
+own), with a folder on ``PYTHONPATH`` whose ``sitecustomize.py`` makes every
+Python process that starts with that environment, children included, call
+:func:`fermilink_state.adopt.install` just before it first imports
+FermiLink (a process that never does pays nothing), and then runs any
 ``sitecustomize`` it shadows. ``python -I`` / ``-E`` / ``-S`` ignore it.
 """
 

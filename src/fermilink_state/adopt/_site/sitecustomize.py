@@ -1,8 +1,11 @@
 """Put on PYTHONPATH by ``fermilink-state exec``: adopt fermilink-state in this Python process.
 
-Calls ``fermilink_state.adopt.install()`` when ``FERMILINK_STATE_ADOPT=1``
-(``exec`` sets it, and children inherit it with PYTHONPATH), then runs the
-``sitecustomize`` this file shadows, if there is one further down sys.path.
+When ``FERMILINK_STATE_ADOPT=1`` (``exec`` sets it; children inherit it with
+PYTHONPATH), the first ``import fermilink`` calls
+``fermilink_state.adopt.install()`` first, so a process that never imports
+FermiLink (git, pip, a build step) does not even import fermilink_state.
+Then it runs the ``sitecustomize`` this file shadows, if there is one
+further down sys.path.
 """
 
 from __future__ import annotations
@@ -11,24 +14,30 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+from collections.abc import Sequence
+from types import ModuleType
 
 
-def _adopt() -> None:
-    if os.environ.get("FERMILINK_STATE_ADOPT") != "1":
-        return
-    try:
-        from fermilink_state.adopt import install
-    except ImportError:
-        # An interpreter without fermilink-state (another venv the command
-        # started): say so only where FermiLink is there to be left uncovered.
-        if importlib.util.find_spec("fermilink") is not None:
+class _AdoptBeforeFermiLink:
+    """A one-shot ``sys.meta_path`` finder: on ``import fermilink``, install the adapter."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> None:
+        if fullname != "fermilink":
+            return
+        sys.meta_path.remove(self)
+        try:
+            from fermilink_state.adopt import install
+        except ImportError:
             sys.stderr.write(
                 f"fermilink-state exec: warning: {sys.executable} cannot import "
                 "fermilink_state, so FermiLink's campaign writes in this process are not "
                 "covered; install fermilink-state in that environment\n"
             )
-        return
-    install()
+            return
+        install()
+        # None: the usual finders go on to find FermiLink itself.
 
 
 def _chain_to_shadowed_sitecustomize() -> None:
@@ -42,5 +51,6 @@ def _chain_to_shadowed_sitecustomize() -> None:
     spec.loader.exec_module(module)
 
 
-_adopt()
+if os.environ.get("FERMILINK_STATE_ADOPT") == "1":
+    sys.meta_path.insert(0, _AdoptBeforeFermiLink())
 _chain_to_shadowed_sitecustomize()
