@@ -517,6 +517,9 @@ print(json.dumps({{"benchmark_id": "race", "correctness_ok": True, "cases": [],
 """
 
 
+PRE_COMMAND: Final = 'import sys; sys.stderr.write("E" * {size} + "\\nend-E\\n")'
+
+
 def make_benchmark_repository(root: Path, *, size: int) -> Path:
     """A git repository with a benchmark whose runs write ``size`` bytes of stderr."""
     root.mkdir(parents=True)
@@ -536,7 +539,12 @@ def make_benchmark_repository(root: Path, *, size: int) -> Path:
         },
         "campaign": {"max_iterations": 1, "stop_on_consecutive_rejections": 1},
         "correctness": {"mode": "runner_only"},
-        "runtime": {"mode": "direct", "command": [sys.executable, "bench.py"]},
+        "runtime": {
+            "mode": "direct",
+            # A pre-command that writes the same stderr: its log is watched too.
+            "pre_commands": [[sys.executable, "-c", PRE_COMMAND.format(size=size)]],
+            "command": [sys.executable, "bench.py"],
+        },
         "cases": [],
     }
     # JSON is YAML too, and needs no YAML library here.
@@ -550,18 +558,21 @@ def make_benchmark_repository(root: Path, *, size: int) -> Path:
 def benchmark_suite_writer(
     *, root: str, rounds: int, adopt: bool, ready: Event, errors_dir: str
 ) -> None:
-    """Run FermiLink's benchmark suite ``rounds`` times into one run folder."""
+    """Run FermiLink's benchmark suite, pre-commands included, ``rounds`` times into one folder."""
     try:
         controller = _controller(adopt)
         project = Path(root)
         payload = controller._load_benchmark(project / "benchmark.yaml")
         ready.wait(WORKER_TIMEOUT)
+        run_dir = fs.runs_root(project) / "iter_0001"
         for _ in range(rounds):
+            # Without its marker, the suite runs the pre-commands again.
+            (run_dir / "pre_commands.ok.json").unlink(missing_ok=True)
             result = controller._run_benchmark_suite(
                 project,
                 benchmark_path=project / "benchmark.yaml",
                 benchmark_payload=payload,
-                run_dir=fs.runs_root(project) / "iter_0001",
+                run_dir=run_dir,
                 timeout_seconds=60,
             )
             if result.get("status") != "ok":

@@ -195,7 +195,7 @@ def test_fermilink_optimize_suite_passes_with_the_adapter(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("adopt", [True, False], ids=["adopted", "as-shipped"])
 def test_benchmark_suite_run_files_are_never_torn(tmp_path: Path, adopt: bool) -> None:
-    """``_run_benchmark_suite`` and the ``_run_benchmark_once`` runs it makes, routed."""
+    """``_run_benchmark_suite``, and the pre-commands and benchmark runs it makes, routed."""
     torn, reads, errors = race_benchmark_suite(
         tmp_path / "repo", rounds=15, size=512 * 1024, adopt=adopt
     )
