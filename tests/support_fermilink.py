@@ -555,35 +555,55 @@ def make_benchmark_repository(root: Path, *, size: int) -> Path:
     return root / "benchmark.yaml"
 
 
-def benchmark_suite_writer(
-    *, root: str, rounds: int, adopt: bool, ready: Event, errors_dir: str
+def benchmark_writer(
+    *, root: str, entry: str, rounds: int, adopt: bool, ready: Event, errors_dir: str
 ) -> None:
-    """Run FermiLink's benchmark suite, pre-commands included, ``rounds`` times into one folder."""
+    """Benchmark ``rounds`` times into one run folder through FermiLink's ``entry``.
+
+    ``_run_benchmark_suite`` (pre-commands included: their marker is removed
+    each round) or ``_collect_submitted_benchmark_payload`` (the result
+    command of a submitted benchmark).
+    """
     try:
         controller = _controller(adopt)
         project = Path(root)
-        payload = controller._load_benchmark(project / "benchmark.yaml")
+        benchmark = project / "benchmark.yaml"
+        payload = controller._load_benchmark(benchmark)
         ready.wait(WORKER_TIMEOUT)
         run_dir = fs.runs_root(project) / "iter_0001"
         for _ in range(rounds):
-            # Without its marker, the suite runs the pre-commands again.
-            (run_dir / "pre_commands.ok.json").unlink(missing_ok=True)
-            result = controller._run_benchmark_suite(
-                project,
-                benchmark_path=project / "benchmark.yaml",
-                benchmark_payload=payload,
-                run_dir=run_dir,
-                timeout_seconds=60,
-            )
-            if result.get("status") != "ok":
+            if entry == "_run_benchmark_suite":
+                (run_dir / "pre_commands.ok.json").unlink(missing_ok=True)
+                result = controller._run_benchmark_suite(
+                    project,
+                    benchmark_path=benchmark,
+                    benchmark_payload=payload,
+                    run_dir=run_dir,
+                    timeout_seconds=60,
+                )
+                ok = result.get("status") == "ok"
+            else:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                result = controller._collect_submitted_benchmark_payload(
+                    project,
+                    benchmark_path=benchmark,
+                    benchmark_payload=payload,
+                    runtime={"result_command": [sys.executable, "bench.py"]},
+                    env=dict(os.environ),
+                    run_dir=run_dir,
+                    run_label="submitted",
+                    timeout_seconds=60,
+                )
+                ok = result.get("ok") is True
+            if not ok:
                 raise AssertionError(f"the benchmark failed: {result}")
     except BaseException:
-        _report(errors_dir, "suite")
+        _report(errors_dir, entry)
         raise SystemExit(1) from None
 
 
-def race_benchmark_suite(
-    root: Path, *, rounds: int, size: int, adopt: bool
+def race_benchmark(
+    root: Path, entry: str, *, rounds: int, size: int, adopt: bool
 ) -> tuple[int, int, str]:
     """Reads of the run folder's stderr logs and metrics.json that saw a torn file, of how many."""
     make_benchmark_repository(root, size=size)
@@ -593,17 +613,17 @@ def race_benchmark_suite(
     errors_dir.mkdir()
 
     def look() -> Iterator[bool]:
-        for entry in run_dir.glob("*") if run_dir.is_dir() else ():
+        for file in run_dir.glob("*") if run_dir.is_dir() else ():
             # Names starting with "." are temp files on their way in.
-            if entry.name.endswith(".stderr.log") or entry.name == "metrics.json":
+            if file.name.endswith(".stderr.log") or file.name == "metrics.json":
                 try:
-                    data = entry.read_bytes()
+                    data = file.read_bytes()
                 except FileNotFoundError:
                     continue  # replaced between the listing and the read
-                if entry.name == "metrics.json":
+                if file.name == "metrics.json":
                     yield data.startswith(b"{") and data.endswith(b"}\n")
                 else:
                     yield data == expected_log
 
-    kwargs = {"root": str(root), "rounds": rounds, "adopt": adopt}
-    return watch_while_writing(benchmark_suite_writer, kwargs, errors_dir, look)
+    kwargs = {"root": str(root), "entry": entry, "rounds": rounds, "adopt": adopt}
+    return watch_while_writing(benchmark_writer, kwargs, errors_dir, look)

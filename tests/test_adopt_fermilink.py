@@ -20,7 +20,7 @@ import pytest
 from support_fermilink import (
     INPUT_FILES,
     fermilink_importable,
-    race_benchmark_suite,
+    race_benchmark,
     race_input_staging,
     race_memory_notes,
     race_run_lock,
@@ -193,10 +193,11 @@ def test_fermilink_optimize_suite_passes_with_the_adapter(tmp_path: Path) -> Non
     assert " passed" in completed.stdout, summary
 
 
+@pytest.mark.parametrize("entry", ["_run_benchmark_suite", "_collect_submitted_benchmark_payload"])
 @pytest.mark.parametrize("adopt", [True, False], ids=["adopted", "as-shipped"])
-def test_benchmark_suite_run_files_are_never_torn(tmp_path: Path, adopt: bool) -> None:
-    """``_run_benchmark_suite``, and the pre-commands and benchmark runs it makes, routed."""
-    torn, reads, errors = race_benchmark_suite(
-        tmp_path / "repo", rounds=15, size=512 * 1024, adopt=adopt
+def test_benchmark_run_files_are_never_torn(tmp_path: Path, entry: str, adopt: bool) -> None:
+    """The suite (with the pre-commands and benchmark runs it makes), and result collection."""
+    torn, reads, errors = race_benchmark(
+        tmp_path / "repo", entry, rounds=15, size=512 * 1024, adopt=adopt
     )
-    _assert_torn_reads(torn, reads, errors, adopt=adopt, writer="_run_benchmark_suite")
+    _assert_torn_reads(torn, reads, errors, adopt=adopt, writer=entry)
