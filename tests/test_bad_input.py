@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import shutil
+import socket
 import stat
 import tempfile
 import warnings
@@ -396,7 +397,9 @@ ATOMIC_WRITES = [write for write in WRITES if write.atomic]
 def full_campaign(campaign: Campaign) -> Campaign:
     """A campaign where every file of :data:`WRITES` exists, for "old content" checks."""
     fs.reset_worker_memory_file(_worker_memory(campaign), **WORKER)
-    fs.write_run_lock(fs.run_lock_path(campaign.root), {"pid": dead_pid(), "hostname": "x"})
+    # A dead holder on this host: stale, so write_run_lock may replace it.
+    holder = {"pid": dead_pid(), "hostname": socket.gethostname()}
+    fs.write_run_lock(fs.run_lock_path(campaign.root), holder)
     fs.append_result(campaign.results, **ROW)
     return campaign
 

@@ -306,3 +306,70 @@ def _race(tmp_path: Path, racers: int, rounds: int) -> tuple[list[int], list[int
 def test_racing_processes_have_exactly_one_winner(tmp_path: Path, racers: int, rounds: int) -> None:
     winners, codes, errors = _race(tmp_path, racers, rounds)
     assert (winners, codes) == ([1] * rounds, [0] * racers), errors
+
+
+# -- write_run_lock: the reference's writer, with its check-then-write race closed
+
+
+def test_write_run_lock_refuses_a_lock_held_by_another_live_process(
+    project: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    path = _plant(project, {"pid": sleeper.pid, "hostname": socket.gethostname()})
+    before = path.read_bytes()
+    with pytest.raises(fs.RunLockHeld, match=f"live pid {sleeper.pid}") as refused:
+        fs.write_run_lock(path, {"pid": os.getpid()})
+    assert refused.value.holder == {"pid": sleeper.pid, "hostname": socket.gethostname()}
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        pytest.param({"pid": 0}, id="no-pid"),
+        pytest.param({"pid": dead_pid(), "hostname": socket.gethostname()}, id="dead"),
+        pytest.param({"pid": os.getpid()}, id="this-process-without-hostname"),
+        pytest.param({"pid": os.getpid(), "hostname": socket.gethostname()}, id="this-process"),
+        pytest.param("{not json", id="unreadable"),
+    ],
+)
+def test_write_run_lock_replaces_a_lock_no_other_live_process_holds(
+    project: Path, holder: dict[str, object] | str
+) -> None:
+    path = _plant(project, holder)
+    fs.write_run_lock(path, {"pid": os.getpid(), "mode": "new"})
+    assert fs.read_json_file(path) == {"pid": os.getpid(), "mode": "new"}
+
+
+def test_write_run_lock_of_an_unserialisable_payload_changes_nothing(project: Path) -> None:
+    path = fs.run_lock_path(project)
+    with pytest.raises(TypeError):
+        fs.write_run_lock(path, {"pid": {1, 2}})
+    assert not fs.optimize_root(project).exists()
+
+
+@pytest.mark.parametrize(
+    ("adopt", "expected"),
+    [
+        pytest.param(True, "no loss", id="fermilink_state"),
+        pytest.param(False, "losses", id="reference"),
+    ],
+)
+def test_check_then_write_callers_have_one_winner_per_round(
+    tmp_path: Path, adopt: bool, expected: str
+) -> None:
+    """FermiLink's pattern (load, check the pid, write), 6 racers x 10 rounds, slow reads.
+
+    Through fermilink_state's write_run_lock, the losers of the check are
+    refused under the file lock; through the reference, several win a round.
+    """
+    from support_fermilink import race_run_lock
+
+    winners, errors = race_run_lock(
+        tmp_path, racers=6, rounds=10, adopt=adopt, caller="check-then-write", pause=0.02
+    )
+    broken = sum(count != 1 for count in winners)
+    if expected == "no loss":
+        assert not errors, errors
+        assert broken == 0, f"winners per round: {winners}"
+    else:
+        assert broken > 0, f"the reference had one winner in every round: {winners}"

@@ -74,6 +74,10 @@ class StateCorruptWarning(UserWarning):
     """A corrupt campaign file was moved aside or skipped instead of being used."""
 
 
+class AdoptionWarning(UserWarning):
+    """``fermilink_state.adopt.install()`` could not cover all of FermiLink's own writes."""
+
+
 _WRITE_HINTS: Final = {
     code: hint
     for code, hint in (

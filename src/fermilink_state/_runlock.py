@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from fermilink_state import _clock, _fileops
+from fermilink_state._atomic import atomic_write_text
 from fermilink_state._errors import RunLockHeld, StateCorruptError
-from fermilink_state._jsonio import load_json_file, read_json_file, write_json_file
+from fermilink_state._jsonio import dump_json, load_json_file, read_json_file, write_json_file
 from fermilink_state._layout import ensure_optimize_root, run_lock_path
 from fermilink_state._locking import locked
 from fermilink_state._process import hostname, process_is_alive, process_start_time
@@ -21,8 +22,22 @@ RunLockState = Literal["active", "inactive", "inactive_stale"]
 
 
 def write_run_lock(path: Path, payload: dict[str, Any]) -> None:
-    """Write a run-lock file as given (atomically); no ownership checks."""
-    write_json_file(path, payload)
+    """Write a run-lock file as given (atomically), unless another live process holds it.
+
+    Under the run lock's file lock, a lock held by another live process (or
+    one on another host, which cannot be judged from here) is not
+    overwritten: :class:`RunLockHeld` is raised. This closes the
+    check-then-write race of callers that test the lock and then write it
+    (FermiLink's controller does): of several racing writers, one wins. A
+    stale lock, an unreadable one, or one this process holds is replaced.
+    """
+    text = dump_json(payload)  # a payload that does not serialise changes nothing
+    _fileops.make_folders(path.parent)  # the lock file needs its folder, durably
+    with locked(path):
+        status = _inspect(path)
+        if status.state == "active" and not _written_by_this_process(status.holder):
+            raise RunLockHeld(path, status.holder, status.reason)
+        atomic_write_text(path, text)
 
 
 def load_run_lock(path: Path) -> dict[str, Any] | None:
@@ -98,6 +113,14 @@ def _inspect(path: Path) -> RunLockStatus:
 def run_lock_status(project_root: Path) -> RunLockStatus:
     """Whether the campaign of ``project_root`` is running, and who holds it."""
     return _inspect(run_lock_path(project_root))
+
+
+def _written_by_this_process(holder: dict[str, Any] | None) -> bool:
+    # A caller's own payload may omit the hostname (FermiLink's does): the pid
+    # on this host is enough to let a process rewrite its own lock.
+    if not holder or holder.get("pid") != os.getpid():
+        return False
+    return holder.get("hostname") in (None, hostname())
 
 
 def _is_mine(holder: dict[str, Any] | None) -> bool:

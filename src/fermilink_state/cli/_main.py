@@ -169,6 +169,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.dir, options, sys.stdout)
 
 
+def _cmd_exec(args: argparse.Namespace) -> int:
+    from fermilink_state.cli._exec import ExecError, exec_adopted
+
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise CommandError(
+            "exec needs a command after `--`, e.g. fermilink-state exec -- fermilink optimize",
+            EXIT_USAGE,
+        )
+    try:
+        exec_adopted(command)
+    except ExecError as error:
+        raise CommandError(str(error), error.code) from None
+
+
 def _add_root(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "root", metavar="ROOT", nargs="?", type=Path, default=Path("."), help=ROOT_HELP
@@ -286,6 +303,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="mean seconds one made-up evaluation takes (0.25)",
     )
     demo.add_argument("--seed", type=int, help="random seed for repeatable candidates")
+
+    run = command(
+        "exec",
+        "run a command (e.g. `fermilink optimize ...`) with fermilink_state.adopt.install() "
+        "active in every Python process it starts; exits with the command's exit code",
+        _cmd_exec,
+    )
+    run.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the command to run"
+    )
     return parser
 
 
