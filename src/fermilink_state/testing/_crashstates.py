@@ -337,8 +337,8 @@ class _OpRecorder:
         return stack[0], tuple(stack), self._call_index
 
     def _add(self, kind: str, **fields: Any) -> None:
-        call, stack, call_index = self._caller()
-        with self._guard:
+        with self._guard:  # a step's threads (a lease renewer, say) record too
+            call, stack, call_index = self._caller()
             op = FileOp(
                 len(self.ops), kind, call=call, stack=stack, call_index=call_index, **fields
             )
@@ -594,7 +594,7 @@ def record(
     receiver, sender = context.Pipe(duplex=False)
     settings = _ChildSettings(str(root), fsync, trace_pathlib, tuple(libraries))
     child = context.Process(  # type: ignore[attr-defined]
-        target=_run_step, args=(step, settings, sender), daemon=True
+        target=_run_step, args=(step, settings, sender)
     )
     child.start()
     sender.close()
