@@ -49,6 +49,25 @@ Only the step's own process is recorded (not processes it starts), and only
 what goes through the seam (or ``open()`` / ``pathlib`` with
 ``trace_pathlib``). Lock files (``*.lock``) are not campaign data and are
 ignored.
+
+The API (stable: extend, do not rename)::
+
+    record(step, project_root, *, fsync=True, trace_pathlib=False,
+           libraries=DEFAULT_LIBRARIES, start="spawn", timeout=120.0,
+           allow_error=False) -> Recording
+    mark(label)                                   # in the step
+    crash_states(recording, model, *, dedupe=True) -> list[CrashState]
+    simulate(recording, state) -> Tree
+    materialize(recording, state, destination) -> Path
+    explore(recording, model, check, workdir, *, keep_failures=False,
+            dedupe=True, max_failures=None) -> Exploration
+    Recording: .root .initial .ops .final .error .result, .untracked(),
+               .marks_before(point), .versions(path), .all_versions(), .calls()
+    CrashState: .index .model .point .kind .persisted .marks .dropped .torn,
+                .describe(recording)
+    Exploration: .model .states .failures (CrashFailure: .state .description
+                 .error .copy_root)
+    FileOp, Tree, CrashStepError, MODELS, CHANGES, SYNCS, is_lock_file
 """
 
 from __future__ import annotations
