@@ -111,18 +111,22 @@ def _cases(folder: Path, reference: ModuleType | None) -> dict[str, Callable[[],
 
 
 def measure(folder: Path, rounds: int, calls: int) -> dict[str, float]:
-    """Median seconds per call of every case, over ``rounds`` interleaved rounds."""
+    """Median seconds per call of every case, interleaved call by call.
+
+    A disk's sync latency drifts from one second to the next (other writers,
+    the journal's state), so the cases take turns one call at a time, in an
+    order that rotates every round; each call is timed on its own.
+    """
     cases = _cases(folder, _reference())
     samples: dict[str, list[float]] = {name: [] for name in cases}
     names = list(cases)
-    for round_number in range(rounds):
-        shift = round_number % len(names)  # a different case goes first each round
+    for round_number in range(rounds * calls):
+        shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             call = cases[name]
             start = time.perf_counter()
-            for _ in range(calls):
-                call()
-            samples[name].append((time.perf_counter() - start) / calls)
+            call()
+            samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
