@@ -110,19 +110,34 @@ def _cases(folder: Path, reference: ModuleType | None) -> dict[str, Callable[[],
     return cases
 
 
+SYNCING: Final = frozenset({"fdatasync round trip", "filelock + fdatasync", "append, durable"})
+
+
 def measure(folder: Path, rounds: int, calls: int) -> dict[str, float]:
-    """Median seconds per call of every case, over ``rounds`` interleaved rounds."""
+    """Median seconds per call of every case, interleaved call by call.
+
+    A disk's sync latency drifts from one second to the next, so the cases
+    take turns one call at a time, in an order that rotates; each call is
+    timed on its own. The syncing cases run apart, after an untimed
+    ``os.sync()``: on ext4 a sync also writes out what other files left
+    dirty, so a sync right after an unsynced append would pay for that append.
+    """
     cases = _cases(folder, _reference())
     samples: dict[str, list[float]] = {name: [] for name in cases}
-    names = list(cases)
-    for round_number in range(rounds):
-        shift = round_number % len(names)  # a different case goes first each round
-        for name in names[shift:] + names[:shift]:
-            call = cases[name]
-            start = time.perf_counter()
-            for _ in range(calls):
-                call()
-            samples[name].append((time.perf_counter() - start) / calls)
+    groups = [
+        [name for name in cases if name not in SYNCING],
+        [name for name in cases if name in SYNCING],
+    ]
+    for _round in range(rounds):
+        for names in groups:
+            os.sync()
+            for turn in range(calls):
+                shift = turn % len(names)
+                for name in names[shift:] + names[:shift]:
+                    call = cases[name]
+                    start = time.perf_counter()
+                    call()
+                    samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -31,6 +31,7 @@ from support_crash import (
     setup_campaign,
 )
 
+pytestmark = pytest.mark.crash  # about two minutes: run by `tox -e crash`
 MINIMUM_STATES = 1_000
 BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
