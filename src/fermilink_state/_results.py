@@ -424,6 +424,10 @@ class LedgerBlock(NamedTuple):
         with collector_paused():
             return list(map(_NEW_ROW, repeat(ResultRow), zip(*self, strict=True)))
 
+    def last(self, count: int) -> list[ResultRow]:
+        """The block's last ``count`` rows (``count`` > 0)."""
+        return LedgerBlock(*[column[-count:] for column in self]).rows()  # type: ignore[arg-type]
+
 
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
