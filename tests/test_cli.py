@@ -390,3 +390,27 @@ def test_a_header_only_ledger_is_an_empty_campaign(tmp_path: Path) -> None:
     results_path(tmp_path).write_text(RESULTS_HEADER, encoding="utf-8")
     result = run_cli("results", tmp_path)
     assert result.stdout.startswith("no results recorded yet")
+
+
+def test_status_and_plot_count_rows_by_one_rule(campaign: Path, tmp_path: Path) -> None:
+    status = json.loads(run_cli("status", campaign, "--json").stdout)
+    chart = ET.parse(_written_plot(campaign, tmp_path)).getroot()
+    subtitle = "".join(chart.find("{http://www.w3.org/2000/svg}desc").itertext())  # type: ignore[union-attr]
+    for kind in ("baseline", "accepted", "rejected", "failed"):
+        assert f"{status[kind]:,} {kind}" in subtitle
+    assert f"{status['rows']} results" in subtitle
+
+
+def _written_plot(campaign: Path, tmp_path: Path) -> Path:
+    output = tmp_path / "chart.svg"
+    assert run_cli("plot", campaign, "-o", output).returncode == 0
+    return output
+
+
+def test_one_row_is_one_row(tmp_path: Path) -> None:
+    root = make_campaign(tmp_path / "project", [(0, "baseline", 1.0)])
+    assert (
+        "results    1 row: 1 baseline, 0 accepted, 0 rejected, 0 failed"
+        in run_cli("status", root).stdout.splitlines()
+    )
+    assert run_cli("plot", root, "-o", tmp_path / "p.svg").stdout.endswith("(1 result)\n")

@@ -318,7 +318,7 @@ def iter_result_lines(text: str) -> Iterable[tuple[int, str]]:
             yield number, line
 
 
-def _ledger_blocks(
+def ledger_texts(
     path: Path, *, strict: bool, undecodable: Callable[[int, int], None] | None = None
 ) -> Iterator[tuple[int, str, bool]]:
     """The ledger's text, a block at a time: ``(number of its first line, text, plain)``.
@@ -507,7 +507,7 @@ def ledger_blocks(
     replaces the warning about bytes that are not UTF-8.
     """
     path = Path(path)
-    for first, text, plain in _ledger_blocks(path, strict=strict, undecodable=undecodable):
+    for first, text, plain in ledger_texts(path, strict=strict, undecodable=undecodable):
         block = _text_block(path, first, text, plain=plain, strict=strict)
         if block is not None:
             yield block
@@ -516,7 +516,7 @@ def ledger_blocks(
 def _text_block(
     path: Path, first: int, text: str, *, plain: bool, strict: bool
 ) -> LedgerBlock | None:
-    """The rows of one block of text (see :func:`_ledger_blocks`); ``None`` for no rows."""
+    """The rows of one block of text (see :func:`ledger_texts`); ``None`` for no rows."""
     lines = text.split("\n")
     block = _plain_block(lines) if plain else None
     if block is None:
@@ -583,7 +583,7 @@ def best_result(
     tracker = IncumbentTracker(direction, wanted)
     if isinstance(rows_or_path, str | Path):
         path = Path(rows_or_path)
-        for first, text, plain in _ledger_blocks(path, strict=True):
+        for first, text, plain in ledger_texts(path, strict=True):
             if plain and usual_rows(text):
                 tracker.add_text(text)
             elif (block := _text_block(path, first, text, plain=plain, strict=True)) is not None:

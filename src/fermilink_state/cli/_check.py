@@ -30,7 +30,7 @@ from fermilink_state._layout import (
 from fermilink_state._markdown import ALL_LEVELS, fence_spans, split_sections
 from fermilink_state._memory import LAST_UPDATED_PREFIX, memory_template, worker_memory_template
 from fermilink_state._process import pid_is_running
-from fermilink_state._results import RESULTS_HEADER, parse_result_line
+from fermilink_state._results import RESULTS_HEADER, ledger_texts, parse_result_line, usual_rows
 from fermilink_state._runlock import run_lock_status
 from fermilink_state.cli._status import locate_campaign
 
@@ -148,31 +148,48 @@ def _check_run_lock(project_root: Path) -> list[Problem]:
 
 
 def _check_results(path: Path) -> list[Problem]:
-    data = _read(path)
-    if not data:
-        return []  # missing or empty: the next append writes the header
+    # A block at a time: a million-row ledger is checked in bounded memory,
+    # and a block of usual rows in one regular-expression pass.
     problems: list[Problem] = []
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
+
+    def undecodable(line: int, byte: int) -> None:
         problems.append(
             Problem(
                 path,
-                data.count(b"\n", 0, error.start) + 1,
-                f"not UTF-8 (byte {data[error.start]:#04x})",
+                line,
+                f"not UTF-8 (byte {byte:#04x})",
                 "re-encode the file as UTF-8 or delete the damaged bytes",
             )
         )
-        text = data.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    for number, raw in enumerate(lines, start=1):
+
+    last_line = 0
+    try:
+        for first, text, plain in ledger_texts(path, strict=False, undecodable=undecodable):
+            last_line = first + text.count("\n")
+            if first == 1:
+                line = text.removeprefix("\ufeff")
+                if line != _HEADER:
+                    problems.append(_first_line_problem(path, line))
+            elif not (plain and usual_rows(text)):
+                problems += _line_problems(path, first, text)
+    except (FileNotFoundError, IsADirectoryError):
+        return []  # missing: the next append writes the header
+    if last_line and not _ends_with_newline(path):
+        problems.append(
+            Problem(
+                path,
+                last_line,
+                "the last row has no line ending: a writer was interrupted mid-row",
+                "check the row is complete, then end it with a newline or delete it",
+            )
+        )
+    return problems
+
+
+def _line_problems(path: Path, first: int, text: str) -> list[Problem]:
+    problems: list[Problem] = []
+    for number, raw in enumerate(text.split("\n"), start=first):
         line = raw.removesuffix("\r")
-        if number == 1:
-            line = line.removeprefix("\ufeff")
-            if line == _HEADER:
-                continue
-            problems.append(_first_line_problem(path, line))
-            continue
         if not line:
             continue
         if line == _HEADER:
@@ -182,16 +199,16 @@ def _check_results(path: Path) -> list[Problem]:
             parse_result_line(line)
         except ValueError as error:
             problems.append(Problem(path, number, f"malformed row: {error}", _ROW_FIX))
-    if lines[-1]:
-        problems.append(
-            Problem(
-                path,
-                len(lines),
-                "the last row has no line ending: a writer was interrupted mid-row",
-                "check the row is complete, then end it with a newline or delete it",
-            )
-        )
     return problems
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return True
+        handle.seek(size - 1)
+        return handle.read(1) == b"\n"
 
 
 def _first_line_problem(path: Path, line: str) -> Problem:

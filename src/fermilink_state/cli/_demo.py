@@ -51,8 +51,8 @@ from fermilink_state._results import (
     ensure_results_file,
 )
 from fermilink_state._runlock import acquire_run_lock, release_run_lock, run_lock
-from fermilink_state.cli._check import check_campaign
 from fermilink_state._wording import counted
+from fermilink_state.cli._check import check_campaign
 from fermilink_state.cli._plot import plot_ledger, render_svg
 from fermilink_state.cli._status import render_summary, summarize, summary_json
 from fermilink_state.cli._tally import tally_ledger
