@@ -475,7 +475,7 @@ def test_rows_extra_row_reported(tmp_path: Path) -> None:
 def test_rows_missing_row_reported(tmp_path: Path) -> None:
     path = tmp_path / "results.tsv"
     fermilink_state.append_results(path, [ROW])
-    with pytest.raises(AssertionError, match=r"1 rows, 2 expected.*\n.*row 2 missing: expected"):
+    with pytest.raises(AssertionError, match=r"1 row, 2 expected.*\n.*row 2 missing: expected"):
         assert_results_rows(path, [ROW, {"status": "accepted"}])
 
 

@@ -275,6 +275,9 @@ class ResultRow(NamedTuple):
         return None
 
 
+ResultRow.__module__ = "fermilink_state"  # its public home
+
+
 def parse_metric(cell: str) -> float | str:
     """A metric cell as a float when it is a plain number, else the text."""
     if _NUMBER.fullmatch(cell.strip()):

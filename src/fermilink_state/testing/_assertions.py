@@ -25,6 +25,7 @@ from fermilink_state._results import (
     parse_result_line,
     read_results,
 )
+from fermilink_state._wording import counted
 from fermilink_state.testing._compare import (
     INDENT,
     MemoryLike,
@@ -328,5 +329,5 @@ def assert_results_rows(path: Path | str, expected: Sequence[ResultLike]) -> Non
         problems.append(f"row {index + 1} missing: expected {wanted[index]!r}")
     if problems:
         raise AssertionError(
-            f"{path}: {len(rows)} rows, {len(wanted)} expected; they differ:\n{_capped(problems)}"
+            f"{path}: {counted(len(rows), 'row')}, {len(wanted)} expected; they differ:\n{_capped(problems)}"
         )
