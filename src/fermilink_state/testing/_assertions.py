@@ -329,5 +329,6 @@ def assert_results_rows(path: Path | str, expected: Sequence[ResultLike]) -> Non
         problems.append(f"row {index + 1} missing: expected {wanted[index]!r}")
     if problems:
         raise AssertionError(
-            f"{path}: {counted(len(rows), 'row')}, {len(wanted)} expected; they differ:\n{_capped(problems)}"
+            f"{path}: {counted(len(rows), 'row')}, {len(wanted)} expected; "
+            f"they differ:\n{_capped(problems)}"
         )
