@@ -10,9 +10,10 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import repeat
+from itertools import compress, repeat
+from operator import contains
 from pathlib import Path
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple, cast
 
 from fermilink_state._create import create_if_missing
 from fermilink_state._errors import (
@@ -38,6 +39,10 @@ _HEADER_LINE: Final = RESULTS_HEADER.rstrip("\n")
 # Lines of six fields with an integer iteration (a subset of what the parser
 # accepts: a block that does not match is parsed line by line).
 _USUAL_ROWS: Final = re.compile(r"(?:-?[0-9]+(?:\t[^\t\n]*){5}\n)*-?[0-9]+(?:\t[^\t\n]*){5}")
+# One usual row per line: its iteration, status, metric name and metric cells.
+_KEY_CELLS: Final = re.compile(
+    r"^(-?[0-9]+)\t[^\t\n]*\t([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\t[^\t\n]*$", re.MULTILINE
+)
 _READ_BLOCK: Final = 1 << 20  # bytes per read of a long ledger: ~15,000 rows
 
 # Everything str.splitlines() breaks a line on, plus the tab: none may reach a cell.
@@ -483,6 +488,20 @@ def _columns(lines: list[str]) -> LedgerBlock | None:
     return LedgerBlock(iterations, columns[1], columns[2], columns[3], values, columns[5])
 
 
+def all_finite(values: Sequence[float | str]) -> bool:
+    """Whether every value is a finite float (a fast test over a whole column)."""
+    try:
+        # A NaN or an infinity makes the sum non-finite; text raises. (A sum
+        # that overflows says False too: the caller then looks row by row.)
+        return math.isfinite(sum(values))  # type: ignore[arg-type]
+    except TypeError:
+        return False
+
+
+def _nth_line(text: str, index: int) -> str:
+    return text.split("\n", index + 1)[index]
+
+
 def _ascii_metric(cell: str) -> float | str:
     # For ASCII text without "_", float() accepts exactly what parse_metric does.
     try:
@@ -511,12 +530,12 @@ def ledger_blocks(
     """
     path = Path(path)
     for first, text, plain in ledger_texts(path, strict=strict, undecodable=undecodable):
-        block = _text_block(path, first, text, plain=plain, strict=strict)
+        block = text_block(path, first, text, plain=plain, strict=strict)
         if block is not None:
             yield block
 
 
-def _text_block(
+def text_block(
     path: Path, first: int, text: str, *, plain: bool, strict: bool
 ) -> LedgerBlock | None:
     """The rows of one block of text (see :func:`ledger_texts`); ``None`` for no rows."""
@@ -532,6 +551,38 @@ def _text_block(
             return None
         block = LedgerBlock(*zip(*rows, strict=True))
     return block
+
+
+class KeyCells(NamedTuple):
+    """The iteration, status, metric-name and metric cells of a block of usual rows."""
+
+    iterations: Sequence[str]
+    statuses: Sequence[str]
+    names: Sequence[str]
+    values: Sequence[float | str]
+
+
+def key_cells(text: str) -> KeyCells | None:
+    """The :class:`KeyCells` of ``text`` when every line is a usual row, else ``None``.
+
+    ``text`` is a block from :func:`ledger_texts` that is plain and not line
+    1. One regular-expression pass finds and checks every line at once, with
+    no object per field that is not wanted: what ``status`` and ``plot``
+    cost on a long ledger. ``None`` says only "parse it line by line".
+    """
+    found = _KEY_CELLS.findall(text)
+    if not found or len(found) != text.count("\n") + 1:
+        return None
+    with collector_paused():
+        iterations, statuses, names, cells = zip(*found, strict=True)
+        joined = "".join(cells)
+        if not joined.isascii() or "_" in joined:
+            return KeyCells(iterations, statuses, names, list(map(parse_metric, cells)))
+        try:
+            values: list[float | str] = list(map(float, cells))
+        except ValueError:
+            values = list(map(_ascii_metric, cells))
+    return KeyCells(iterations, statuses, names, values)
 
 
 def usual_rows(text: str) -> bool:
@@ -589,7 +640,7 @@ def best_result(
         for first, text, plain in ledger_texts(path, strict=True):
             if plain and usual_rows(text):
                 tracker.add_text(text)
-            elif (block := _text_block(path, first, text, plain=plain, strict=True)) is not None:
+            elif (block := text_block(path, first, text, plain=plain, strict=True)) is not None:
                 tracker.add_block(block)
     else:
         for row in rows_or_path:
@@ -644,6 +695,24 @@ class IncumbentTracker:
                     end = text.find("\n", start)
                     self.best = parse_result_line(text[start : None if end < 0 else end])
                     self._key = key
+
+    def add_cells(self, cells: KeyCells, text: str) -> None:
+        """Consider every row of a block of usual rows (see :func:`key_cells`)."""
+        chosen = list(map(contains, repeat(self._wanted), cells.statuses))
+        values = list(compress(cells.values, chosen))
+        if not values:
+            return
+        if not all_finite(values):
+            self.add_text(text)  # text, NaN or infinity among them: row by row
+            return
+        # Whole columns: no Python step per row (all_finite: every value is a float).
+        floats = cast(list[float], values)
+        best = min(floats) if self._sign > 0 else max(floats)
+        key = self._sign * best
+        if self.best is None or key < self._key:
+            index = list(compress(range(len(chosen)), chosen))[values.index(best)]
+            self.best = parse_result_line(_nth_line(text, index))
+            self._key = key
 
     def add_block(self, block: LedgerBlock) -> None:
         """Consider every row of ``block``, in order (only candidates become rows)."""

@@ -20,10 +20,17 @@ from dataclasses import dataclass
 from itertools import compress, islice, repeat
 from operator import eq, le
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
-from fermilink_state._results import ACCEPTED_STATUSES, LedgerBlock, ResultRow
+from fermilink_state._results import (
+    ACCEPTED_STATUSES,
+    LedgerBlock,
+    ResultRow,
+    all_finite,
+    key_cells,
+    text_block,
+)
 from fermilink_state._wording import counted
 from fermilink_state.cli._status import metric_text
 from fermilink_state.cli._tally import (
@@ -31,7 +38,6 @@ from fermilink_state.cli._tally import (
     ROW_KINDS,
     Direction,
     RowKind,
-    all_finite,
     count_kinds,
     kind_of,
     read_leniently,
@@ -157,6 +163,12 @@ def _tip(row: ResultRow) -> str:
     return f"{text} · {row.description}" if row.description else text
 
 
+class _Points(NamedTuple):
+    iterations: Sequence[int]
+    statuses: Sequence[str]
+    values: Sequence[float | str]
+
+
 class PlotData:
     """What the chart needs from a ledger, gathered a block of rows at a time.
 
@@ -180,6 +192,18 @@ class PlotData:
         """How many rows were added."""
         return sum(self.counts.values())
 
+    def add_text(self, path: Path, first: int, text: str, plain: bool) -> None:
+        """Add one block of the ledger's text (see ``ledger_texts``)."""
+        cells = key_cells(text) if plain and first > 1 and self.rows is None else None
+        if cells is None:
+            block = text_block(path, first, text, plain=plain, strict=False)
+            if block is not None:
+                self.add(block)
+            return
+        self.counts.update(count_kinds(cells.statuses, cells.values))
+        self.names.update(cells.names)
+        self._add_points(list(map(int, cells.iterations)), cells.statuses, cells.values)
+
     def add(self, block: LedgerBlock) -> None:
         """Add one block of rows."""
         self.counts.update(count_kinds(block.statuses, block.values))
@@ -188,11 +212,17 @@ class PlotData:
             self.rows += block.rows()
             if len(self.rows) > DETAILED_ROWS:
                 self.rows = None
-        if all_finite(block.values):
+        self._add_points(block.iterations, block.statuses, block.values)
+
+    def _add_points(
+        self, iterations: Sequence[int], statuses: Sequence[str], values: Sequence[float | str]
+    ) -> None:
+        block = _Points(iterations, statuses, values)
+        if all_finite(values):
             # Whole columns at a time: a million rows cost no Python step each.
             for kind in PLAIN_KINDS:
-                self._extend(kind, block, list(map(eq, block.statuses, repeat(kind))))
-            self._extend("failed", block, unplain_rows(block.statuses))
+                self._extend(kind, block, list(map(eq, statuses, repeat(kind))))
+            self._extend("failed", block, unplain_rows(statuses))
             return
         for iteration, status, value in zip(
             block.iterations, block.statuses, block.values, strict=True
@@ -203,7 +233,7 @@ class PlotData:
             xs.append(iteration)
             ys.append(value if finite else math.nan)  # type: ignore[arg-type]
 
-    def _extend(self, group: str, block: LedgerBlock, chosen: list[bool]) -> None:
+    def _extend(self, group: str, block: _Points, chosen: list[bool]) -> None:
         xs, ys = self.points[group]
         xs.extend(map(float, compress(block.iterations, chosen)))
         ys.extend(compress(block.values, chosen))  # type: ignore[arg-type]  # all floats
@@ -455,4 +485,4 @@ def plot_ledger(path: Path) -> tuple[PlotData, list[str]]:
     Reads the ledger once, a block at a time (see :func:`read_leniently`).
     """
     data = PlotData()
-    return data, read_leniently(path, data.add)
+    return data, read_leniently(path, data.add_text)

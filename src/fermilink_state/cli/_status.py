@@ -123,13 +123,17 @@ def summarize(
     so a damaged campaign can still be looked at.
     """
     project_root = locate_campaign(project_root).absolute()
-    tally, skipped = tally_ledger(results_path(project_root), direction=direction, tail=tail)
     state, state_problem = _read_state(state_path(project_root))
     recorded = state.get("iteration") if state else None
-    if isinstance(recorded, int) and not isinstance(recorded, bool):
-        iteration = recorded
-    else:
-        iteration = tally.last_iteration or 0
+    if isinstance(recorded, bool) or not isinstance(recorded, int):
+        recorded = None
+    tally, skipped = tally_ledger(
+        results_path(project_root),
+        direction=direction,
+        tail=tail,
+        want_last_iteration=recorded is None,
+    )
+    iteration: int = recorded if recorded is not None else (tally.last_iteration or 0)
     kinds = tally.kinds
     return CampaignSummary(
         project_root=project_root,

@@ -23,7 +23,11 @@ from fermilink_state._results import (
     IncumbentTracker,
     LedgerBlock,
     ResultRow,
-    ledger_blocks,
+    all_finite,
+    key_cells,
+    ledger_texts,
+    parse_result_line,
+    text_block,
 )
 
 Direction = Literal["minimize", "maximize"]
@@ -48,16 +52,6 @@ def kind_of(status: str, value: float | str) -> RowKind:
 def row_kind(row: ResultRow) -> RowKind:
     """:func:`kind_of` a row."""
     return kind_of(row.status, row.primary_metric_value)
-
-
-def all_finite(values: Sequence[float | str]) -> bool:
-    """Whether every value is a finite float (a fast test over a whole column)."""
-    try:
-        # A NaN or an infinity makes the sum non-finite; text raises. (A sum
-        # that overflows says False too: the caller then looks row by row.)
-        return math.isfinite(sum(values))  # type: ignore[arg-type]
-    except TypeError:
-        return False
 
 
 def count_kinds(statuses: Sequence[str], values: Sequence[float | str]) -> Counter[RowKind]:
@@ -98,35 +92,61 @@ class LedgerTally:
         self.recent: deque[ResultRow] = deque(maxlen=max(tail, 0))
         self._incumbent = IncumbentTracker(direction, ACCEPTED_STATUSES)
         self._tail = tail
+        # The highest iteration is shown only when state.json does not say.
+        self.want_last_iteration = True
 
     @property
     def incumbent(self) -> ResultRow | None:
         """The best baseline or accepted row with a numeric value (see ``best_result``)."""
         return self._incumbent.best
 
+    def add_text(self, path: Path, first: int, text: str, plain: bool) -> None:
+        """Count one block of the ledger's text (see ``ledger_texts``)."""
+        cells = key_cells(text) if plain and first > 1 else None
+        if cells is None:
+            block = text_block(path, first, text, plain=plain, strict=False)
+            if block is not None:
+                self.add(block)
+            return
+        self.rows += len(cells.statuses)
+        self.by_status.update(cells.statuses)
+        self.kinds.update(count_kinds(cells.statuses, cells.values))
+        if self.want_last_iteration:
+            self._last(max(map(int, cells.iterations)))
+        self._incumbent.add_cells(cells, text)
+        if self._tail > 0:
+            self.recent.extend(map(parse_result_line, text.rsplit("\n", self._tail)[-self._tail :]))
+
+    def _last(self, highest: int) -> None:
+        if self.last_iteration is None or highest > self.last_iteration:
+            self.last_iteration = highest
+
     def add(self, block: LedgerBlock) -> None:
         """Count one block of rows."""
         self.rows += len(block.iterations)
         self.by_status.update(block.statuses)
         self.kinds.update(count_kinds(block.statuses, block.values))
-        highest = max(block.iterations)
-        if self.last_iteration is None or highest > self.last_iteration:
-            self.last_iteration = highest
+        self._last(max(block.iterations))
         self._incumbent.add_block(block)
         if self._tail > 0:
             self.recent.extend(block.last(self._tail))
 
 
 def tally_ledger(
-    path: Path, *, direction: Direction = "minimize", tail: int = 8
+    path: Path,
+    *,
+    direction: Direction = "minimize",
+    tail: int = 8,
+    want_last_iteration: bool = True,
 ) -> tuple[LedgerTally, list[str]]:
     """Count the ledger at ``path``, and one message per line skipped."""
     tally = LedgerTally(direction=direction, tail=tail)
-    return tally, read_leniently(path, tally.add)
+    tally.want_last_iteration = want_last_iteration
+    return tally, read_leniently(path, tally.add_text)
 
 
-def read_leniently(path: Path, consume: Callable[[LedgerBlock], object]) -> list[str]:
-    """Feed every block of rows of the ledger to ``consume``; one message per line skipped.
+def read_leniently(path: Path, consume: Callable[[Path, int, str, bool], object]) -> list[str]:
+    """Feed every block of the ledger's text to ``consume``; one message per line skipped.
 
     Malformed lines are skipped (and reported) rather than fatal, so a
     damaged campaign can still be looked at; a missing ledger is an empty one.
@@ -134,8 +154,8 @@ def read_leniently(path: Path, consume: Callable[[LedgerBlock], object]) -> list
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StateCorruptWarning)
         try:
-            for block in ledger_blocks(path, strict=False):
-                consume(block)
+            for first, text, plain in ledger_texts(path, strict=False):
+                consume(path, first, text, plain)
         except FileNotFoundError:
             pass
     return [str(item.message) for item in caught if item.category is StateCorruptWarning]
