@@ -10,7 +10,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import compress, repeat
+from itertools import compress, islice, repeat
 from operator import contains
 from pathlib import Path
 from typing import Final, Literal, NamedTuple, cast
@@ -476,16 +476,19 @@ def _columns(lines: list[str]) -> LedgerBlock | None:
         iterations = list(map(int, columns[0]))
     except ValueError:
         return None  # rows of unequal length, or an iteration that is not an integer
-    cells = columns[4]
+    values = metric_column(columns[4])
+    return LedgerBlock(iterations, columns[1], columns[2], columns[3], values, columns[5])
+
+
+def metric_column(cells: Sequence[str]) -> list[float | str]:
+    """:func:`parse_metric` of every cell, as one ``map(float)`` when they are plain."""
     joined = "".join(cells)
     if not joined.isascii() or "_" in joined:
-        values: list[float | str] = list(map(parse_metric, cells))
-    else:
-        try:
-            values = list(map(float, cells))
-        except ValueError:
-            values = list(map(_ascii_metric, cells))
-    return LedgerBlock(iterations, columns[1], columns[2], columns[3], values, columns[5])
+        return list(map(parse_metric, cells))
+    try:
+        return list(map(float, cells))
+    except ValueError:
+        return list(map(_ascii_metric, cells))
 
 
 def all_finite(values: Sequence[float | str]) -> bool:
@@ -508,13 +511,6 @@ def _ascii_metric(cell: str) -> float | str:
         return float(cell)
     except ValueError:
         return cell
-
-
-def _metric(cell: str) -> float | str:
-    """:func:`parse_metric`, faster for the usual cell."""
-    if cell.isascii() and "_" not in cell:
-        return _ascii_metric(cell)
-    return parse_metric(cell)
 
 
 def ledger_blocks(
@@ -575,14 +571,7 @@ def key_cells(text: str) -> KeyCells | None:
         return None
     with collector_paused():
         iterations, statuses, names, cells = zip(*found, strict=True)
-        joined = "".join(cells)
-        if not joined.isascii() or "_" in joined:
-            return KeyCells(iterations, statuses, names, list(map(parse_metric, cells)))
-        try:
-            values: list[float | str] = list(map(float, cells))
-        except ValueError:
-            values = list(map(_ascii_metric, cells))
-    return KeyCells(iterations, statuses, names, values)
+        return KeyCells(iterations, statuses, names, metric_column(cells))
 
 
 def usual_rows(text: str) -> bool:
@@ -685,16 +674,31 @@ class IncumbentTracker:
         """Consider every row of a block of usual rows (see :func:`usual_rows`)."""
         if not self._wanted:
             return
-        sign = self._sign
-        for match in self._candidates.finditer(text):
-            value = _metric(match[1])
-            if isinstance(value, float) and not math.isnan(value):
-                key = sign * value
-                if self.best is None or key < self._key:
-                    start = match.start()
-                    end = text.find("\n", start)
-                    self.best = parse_result_line(text[start : None if end < 0 else end])
-                    self._key = key
+        values = metric_column(self._candidates.findall(text))
+        if not values:
+            return
+        if all_finite(values):
+            # Whole columns: no Python step per row (every value is a float).
+            floats = cast(list[float], values)
+            best = min(floats) if self._sign > 0 else max(floats)
+            index = floats.index(best)  # the earliest of equals, as best_result
+        else:  # text, NaN or infinity among them: row by row
+            ranked = [
+                (self._sign * value, number)
+                for number, value in enumerate(values)
+                if isinstance(value, float) and not math.isnan(value)
+            ]
+            if not ranked:
+                return
+            best_key, index = min(ranked)
+            best = self._sign * best_key
+        key = self._sign * best
+        if self.best is None or key < self._key:
+            match = next(islice(self._candidates.finditer(text), index, None))
+            start = match.start()
+            end = text.find("\n", start)
+            self.best = parse_result_line(text[start : None if end < 0 else end])
+            self._key = key
 
     def add_cells(self, cells: KeyCells, text: str) -> None:
         """Consider every row of a block of usual rows (see :func:`key_cells`)."""
@@ -703,14 +707,14 @@ class IncumbentTracker:
         if not values:
             return
         if not all_finite(values):
-            self.add_text(text)  # text, NaN or infinity among them: row by row
+            self.add_text(text)  # text, NaN or infinity among them
             return
         # Whole columns: no Python step per row (all_finite: every value is a float).
         floats = cast(list[float], values)
         best = min(floats) if self._sign > 0 else max(floats)
         key = self._sign * best
         if self.best is None or key < self._key:
-            index = list(compress(range(len(chosen)), chosen))[values.index(best)]
+            index = list(compress(range(len(chosen)), chosen))[floats.index(best)]
             self.best = parse_result_line(_nth_line(text, index))
             self._key = key
 
