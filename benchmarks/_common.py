@@ -52,7 +52,7 @@ class Plan:
         tail = (10_000, 100_000, 1_000_000)
         judged = (1_000, 5_000)
         if short:
-            return cls(True, 5, tail, judged, judged, 8, 200, 10, 9, 2, 1_000_000, 2, 300, 2)
+            return cls(True, 5, tail, judged, judged, 8, 200, 10, 9, 2, 1_000_000, 2, 200, 2)
         return cls(
             False, 11, tail, (*judged, 20_000), judged, 8, 600, 25, 15, 3, 1_000_000, 3, 500, 3
         )
@@ -169,7 +169,11 @@ def import_reference() -> ModuleType:
 
 
 def interleaved(
-    calls: Mapping[str, Callable[[], object]], *, rounds: int, repeat: Mapping[str, int]
+    calls: Mapping[str, Callable[[], object]],
+    *,
+    rounds: int,
+    repeat: Mapping[str, int],
+    warm_up: bool = True,
 ) -> dict[str, float]:
     """Median seconds per call of each function, the functions taking turns call by call.
 
@@ -180,7 +184,7 @@ def interleaved(
     """
     names = list(calls)
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for name in names:
+    for name in names if warm_up else ():
         calls[name]()  # warm-up: imports, lock objects, page cache
     turns = max(repeat[name] for name in names)
     for number in range(rounds):
