@@ -583,15 +583,6 @@ def usual_rows(text: str) -> bool:
     return _USUAL_ROWS.fullmatch(text) is not None
 
 
-def iter_results(path: Path | str, *, strict: bool = True) -> Iterator[ResultRow]:
-    """Every row of a ledger in order, read a block at a time (bounded memory).
-
-    Raises and warns as :func:`read_results` does.
-    """
-    for block in ledger_blocks(path, strict=strict):
-        yield from block.rows()
-
-
 def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
     """Read every row of a ledger.
 

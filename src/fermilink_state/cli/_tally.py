@@ -12,7 +12,7 @@ import math
 import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from itertools import compress, repeat
+from itertools import repeat
 from operator import contains, not_
 from pathlib import Path
 from typing import Final, Literal
@@ -66,19 +66,9 @@ def count_kinds(statuses: Sequence[str], values: Sequence[float | str]) -> Count
     return Counter(map(kind_of, statuses, values))
 
 
-def plain_rows(statuses: Sequence[str]) -> list[bool]:
-    """For each row, whether its status is one of the plain kinds."""
-    return list(map(contains, repeat(PLAIN_KINDS), statuses))
-
-
 def unplain_rows(statuses: Sequence[str]) -> list[bool]:
     """For each row, whether its status is none of the plain kinds (always a failure)."""
-    return list(map(not_, plain_rows(statuses)))
-
-
-def select(column: Sequence[object], chosen: Sequence[bool]) -> list[object]:
-    """The items of ``column`` where ``chosen`` is true."""
-    return list(compress(column, chosen))
+    return list(map(not_, map(contains, repeat(PLAIN_KINDS), statuses)))
 
 
 class LedgerTally:
