@@ -37,7 +37,7 @@ def memory_events(bench: Bench) -> None:
         case = bench.subfolder(f"memory/{events}")
         path = case / "memory.md"
         path.write_text(work.memory_text(bench.reference, events, case), encoding="utf-8")
-        bench.compare_event(path, scratch, events)
+        compare_event(bench, path, scratch, events)
         size = path.stat().st_size
         calls = max(2, min(20, 60_000 // events))
         ours = Counted(bench.ours.record_campaign_event, path, event_of)
