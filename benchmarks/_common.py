@@ -52,7 +52,7 @@ class Plan:
         tail = (10_000, 100_000, 1_000_000)
         judged = (1_000, 5_000)
         if short:
-            return cls(True, 5, tail, judged, judged, 8, 200, 10, 9, 2, 1_000_000, 2, 200, 2)
+            return cls(True, 5, tail, judged, judged, 8, 200, 10, 9, 2, 1_000_000, 1, 200, 2)
         return cls(
             False, 11, tail, (*judged, 20_000), judged, 8, 600, 25, 15, 3, 1_000_000, 3, 500, 3
         )
