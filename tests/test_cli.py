@@ -357,6 +357,12 @@ def test_plot_writes_plot_svg_beside_the_campaign_folder_by_default(campaign: Pa
     assert written.read_text(encoding="utf-8").startswith("<?xml")
 
 
+def test_plot_to_stdout_cannot_also_print_json(campaign: Path) -> None:
+    result = run_cli("plot", campaign, "-o", "-", "--json")
+    assert (result.returncode, result.stdout) == (2, "")
+    _assert_one_error_line(result.stderr, "--json")
+
+
 def test_plot_json_says_what_it_wrote(campaign: Path, tmp_path: Path) -> None:
     chart = tmp_path / "chart.svg"
     payload = json.loads(run_cli("plot", campaign, "-o", chart, "--json").stdout)

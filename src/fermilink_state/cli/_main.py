@@ -156,6 +156,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from fermilink_state.cli._plot import plot_ledger, render_svg
     from fermilink_state.cli._status import locate_campaign
 
+    if args.output == "-" and args.json:
+        raise CommandError("-o - writes the SVG to stdout, so --json cannot: drop one", EXIT_USAGE)
     project = locate_campaign(args.root)
     path = results_path(project)
     data, skipped = plot_ledger(path)
