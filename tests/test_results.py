@@ -468,3 +468,12 @@ def test_a_result_row_stays_an_immutable_record() -> None:
     assert row.as_dict()["primary_metric_value"] == 0.5
     assert row.numeric_value == 0.5
     assert ResultRow.__module__ == "fermilink_state"
+
+
+def test_a_lenient_read_warns_at_the_callers_line(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\n", "2\tc\taccepted\tm\t1.0\td\n", "\xff\n")
+    path.write_bytes(path.read_bytes().replace(b"\xc3\xbf", b"\xff"))
+    with pytest.warns(StateCorruptWarning) as caught:
+        read_results(path, strict=False)
+    assert len(caught) == 3
+    assert {warning.filename for warning in caught} == {__file__}

@@ -8,6 +8,7 @@ import gc
 import math
 import os
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import compress, islice, repeat
@@ -366,11 +367,10 @@ def ledger_texts(
                 elif undecodable is not None:
                     undecodable(bad_line, data[error.start])
                 else:
-                    warnings.warn(
+                    _warn_caller(
                         StateCorruptWarning(
                             f"{path}:{bad_line}: not UTF-8; undecodable bytes replaced"
-                        ),
-                        stacklevel=3,
+                        )
                     )
                 reported = True
                 text = data.decode("utf-8", errors="replace")
@@ -403,11 +403,21 @@ def _parse_or_report(path: Path, number: int, raw: str, *, strict: bool) -> Resu
     except ValueError as error:
         if strict:
             raise StateCorruptError(path, f"malformed row: {error}", line=number) from None
-        warnings.warn(
-            StateCorruptWarning(f"{path}:{number}: skipped a malformed row: {error}"),
-            stacklevel=5,
-        )
+        _warn_caller(StateCorruptWarning(f"{path}:{number}: skipped a malformed row: {error}"))
     return None
+
+
+_PACKAGE_DIR: Final = os.path.dirname(os.path.abspath(__file__))
+
+
+def _warn_caller(warning: Warning) -> None:
+    """Issue ``warning`` at the first frame outside this package: the user's call."""
+    frame = sys._getframe(0)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(warning, stacklevel=level)
 
 
 _NEW_ROW: Final = tuple.__new__
