@@ -266,3 +266,19 @@ def test_check_changes_nothing_not_even_a_lock_file(campaign: Path) -> None:
     before = snapshot(campaign)
     assert len(check_campaign(campaign)) >= 3
     assert snapshot(campaign) == before
+
+
+def test_problems_deep_in_a_long_ledger_are_found_by_their_line(campaign: Path) -> None:
+    path = results_path(campaign)
+    rows = [f"{i}\tc\trejected\tm\t{1 + i % 7}\tan idea worth trying {i}\n" for i in range(50_000)]
+    rows[30_000] = "30000\tc\trejected\n"
+    rows[40_000] = RESULTS_HEADER
+    path.write_text(RESULTS_HEADER + "".join(rows) + "50000\tc\trej", encoding="utf-8")
+    assert path.stat().st_size > 2 * (1 << 20)
+    found = [(problem.line, problem.what.split(":")[0]) for problem in check_campaign(campaign)]
+    assert found == [
+        (30_002, "malformed row"),
+        (40_002, "a second header line"),
+        (50_002, "malformed row"),
+        (50_002, "the last row has no line ending"),
+    ]

@@ -91,7 +91,7 @@ def test_status_reports_iteration_counts_incumbent_and_lock(campaign: Path) -> N
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "iteration  5" in lines
-    assert "results    6 rows: 1 baseline, 2 accepted, 3 rejected (1 of them failed)" in lines
+    assert "results    6 rows: 1 baseline, 2 accepted, 2 rejected, 1 failed" in lines
     assert any(line.startswith("incumbent  runtime_s=0.7 (accepted, iteration 4") for line in lines)
     assert "run lock   none (no campaign process is running)" in lines
     assert "last 6 results:" in lines
@@ -110,7 +110,9 @@ def test_status_accepts_the_campaign_folder_itself(campaign: Path) -> None:
 def test_status_json_has_the_same_facts(campaign: Path) -> None:
     result = run_cli("status", campaign, "--json")
     payload = json.loads(result.stdout)
-    assert (payload["iteration"], payload["accepted"], payload["rejected"]) == (5, 2, 3)
+    assert (payload["iteration"], payload["accepted"], payload["rejected"]) == (5, 2, 2)
+    kinds = [payload[kind] for kind in ("baseline", "accepted", "rejected", "failed")]
+    assert (kinds, sum(kinds)) == ([1, 2, 2, 1], payload["rows"])
     assert payload["incumbent"]["primary_metric_value"] == 0.7
     assert payload["run_lock"]["state"] == "inactive"
     assert [row["iteration"] for row in payload["recent"]] == [0, 1, 2, 3, 4, 5]
@@ -161,7 +163,7 @@ def test_status_of_a_corrupt_ledger_still_reports_and_warns(campaign: Path) -> N
     _corrupt_ledger(campaign)
     result = run_cli("status", campaign)
     assert result.returncode == 0
-    assert "1 malformed ledger line(s) skipped" in result.stdout
+    assert "1 malformed ledger line skipped" in result.stdout
     assert "Traceback" not in result.stderr
 
 
@@ -248,7 +250,7 @@ def test_check_prints_each_problem_as_path_line_what_and_fix(campaign: Path) -> 
         "repair it into 6 tab-separated fields (iteration, commit, status, primary_metric_name, "
         "primary_metric_value, description) or delete the line",
     ]
-    assert result.stdout.splitlines()[-1].startswith("2 problem(s) in ")
+    assert result.stdout.splitlines()[-1].startswith("2 problems in ")
 
 
 def test_check_paths_read_as_the_root_was_typed(campaign: Path) -> None:
@@ -343,6 +345,21 @@ def test_unlock_without_a_lock_does_nothing(campaign: Path) -> None:
     assert (result.returncode, result.stdout.startswith("no run lock at ")) == (0, True)
 
 
+def test_unlock_json_says_what_was_removed(campaign: Path) -> None:
+    payload = write_stale_run_lock(campaign)
+    removed = json.loads(run_cli("unlock", campaign, "--json").stdout)
+    assert (removed["removed"], removed["state"]) == (True, "inactive_stale")
+    assert removed["holder"]["pid"] == payload["pid"]
+    assert removed["path"] == str(run_lock_path(campaign))
+    again = json.loads(run_cli("unlock", campaign, "--json").stdout)
+    assert (again["removed"], again["state"]) == (False, "inactive")
+
+
+@pytest.mark.parametrize("subcommand", SUBCOMMANDS)
+def test_every_subcommand_takes_json(subcommand: str) -> None:
+    assert "--json" in run_cli(subcommand, "--help").stdout
+
+
 # -- plot ---------------------------------------------------------------------------
 
 
@@ -361,10 +378,24 @@ def test_plot_to_stdout(campaign: Path) -> None:
     assert ET.fromstring(result.stdout.encode()).tag.endswith("svg")
 
 
-def test_plot_needs_an_output(campaign: Path) -> None:
-    result = run_cli("plot", campaign)
-    assert result.returncode == 2
-    assert "-o/--output" in result.stderr
+def test_plot_writes_plot_svg_beside_the_campaign_folder_by_default(campaign: Path) -> None:
+    result = run_cli("plot", campaign / ".fermilink-optimize")
+    assert result.returncode == 0, result.stderr
+    written = campaign / "plot.svg"
+    assert result.stdout == f"wrote {written} (6 results)\n"
+    assert written.read_text(encoding="utf-8").startswith("<?xml")
+
+
+def test_plot_to_stdout_cannot_also_print_json(campaign: Path) -> None:
+    result = run_cli("plot", campaign, "-o", "-", "--json")
+    assert (result.returncode, result.stdout) == (2, "")
+    _assert_one_error_line(result.stderr, "--json")
+
+
+def test_plot_json_says_what_it_wrote(campaign: Path, tmp_path: Path) -> None:
+    chart = tmp_path / "chart.svg"
+    payload = json.loads(run_cli("plot", campaign, "-o", chart, "--json").stdout)
+    assert payload == {"path": str(chart), "results": 6, "bytes": chart.stat().st_size}
 
 
 def test_plot_of_a_corrupt_ledger_warns_and_draws_the_rest(campaign: Path, tmp_path: Path) -> None:
@@ -372,7 +403,7 @@ def test_plot_of_a_corrupt_ledger_warns_and_draws_the_rest(campaign: Path, tmp_p
     result = run_cli("plot", campaign, "-o", tmp_path / "chart.svg")
     assert result.returncode == 0
     assert result.stderr.startswith("fermilink-state: warning: ")
-    assert "skipped 1 malformed line(s)" in result.stderr
+    assert "skipped 1 malformed line;" in result.stderr
 
 
 def test_plot_of_an_empty_campaign_is_a_valid_svg(tmp_path: Path) -> None:
@@ -394,3 +425,27 @@ def test_a_header_only_ledger_is_an_empty_campaign(tmp_path: Path) -> None:
     results_path(tmp_path).write_text(RESULTS_HEADER, encoding="utf-8")
     result = run_cli("results", tmp_path)
     assert result.stdout.startswith("no results recorded yet")
+
+
+def test_status_and_plot_count_rows_by_one_rule(campaign: Path, tmp_path: Path) -> None:
+    status = json.loads(run_cli("status", campaign, "--json").stdout)
+    chart = ET.parse(_written_plot(campaign, tmp_path)).getroot()
+    subtitle = "".join(chart.find("{http://www.w3.org/2000/svg}desc").itertext())  # type: ignore[union-attr]
+    for kind in ("baseline", "accepted", "rejected", "failed"):
+        assert f"{status[kind]:,} {kind}" in subtitle
+    assert f"{status['rows']} results" in subtitle
+
+
+def _written_plot(campaign: Path, tmp_path: Path) -> Path:
+    output = tmp_path / "chart.svg"
+    assert run_cli("plot", campaign, "-o", output).returncode == 0
+    return output
+
+
+def test_one_row_is_one_row(tmp_path: Path) -> None:
+    root = make_campaign(tmp_path / "project", [(0, "baseline", 1.0)])
+    assert (
+        "results    1 row: 1 baseline, 0 accepted, 0 rejected, 0 failed"
+        in run_cli("status", root).stdout.splitlines()
+    )
+    assert run_cli("plot", root, "-o", tmp_path / "p.svg").stdout.endswith("(1 result)\n")

@@ -101,7 +101,7 @@ def test_the_demo_releases_the_run_lock(demo: tuple[Path, str]) -> None:
 
 
 def test_the_demo_shows_the_run_lock_refusing_a_second_controller(demo: tuple[Path, str]) -> None:
-    assert f"refused a second controller {WORKERS} time(s)" in demo[1]
+    assert f"refused a second controller {WORKERS} times" in demo[1]
 
 
 def test_the_demo_prints_progress_then_status(demo: tuple[Path, str]) -> None:
@@ -142,3 +142,19 @@ def test_the_demo_status_json_after_the_run(demo: tuple[Path, str]) -> None:
     payload = json.loads(run_cli("status", demo[0], "--json").stdout)
     assert payload["rows"] == CANDIDATES + 1
     assert payload["run_lock"]["state"] == "inactive"
+
+
+def test_the_demo_json_is_its_outcome_and_the_story_goes_to_stderr(tmp_path: Path) -> None:
+    folder = tmp_path / "campaign"
+    result = run_cli(
+        "demo", folder, "--workers", "2", "--candidates", "3", "--eval-seconds", "0", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert (outcome["clean"], outcome["problems"], outcome["plot"]) == (
+        True,
+        [],
+        str(folder / "plot.svg"),
+    )
+    assert outcome["status"]["rows"] == 4  # the baseline and three candidates
+    assert "fermilink-state demo: a simulated campaign in" in result.stderr

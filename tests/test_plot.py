@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 
 from fermilink_state import ResultRow
-from fermilink_state.cli._plot import PLOT_BOTTOM, render_svg
+from fermilink_state.cli._plot import DETAILED_ROWS, LEFT, PLOT_BOTTOM, RIGHT, render_svg
+from fermilink_state.cli._tally import ROW_KINDS, row_kind
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -58,7 +59,7 @@ def _mark_y(mark: ET.Element) -> float:
     return float(found.group(2))
 
 
-@pytest.mark.parametrize("count", [1, 60, 10_000])
+@pytest.mark.parametrize("count", [1, 60, DETAILED_ROWS])
 def test_the_svg_parses_and_has_one_mark_per_row(count: int) -> None:
     rows = _campaign(count)
     marks = _marks(_parse(render_svg(rows)))
@@ -177,3 +178,83 @@ def test_every_mark_has_a_tooltip_naming_its_row() -> None:
     rows = _campaign(5)
     tips = [mark.find(f"{SVG}title") for mark in _marks(_parse(render_svg(rows)))]
     assert all(tip is not None and (tip.text or "").startswith("iteration ") for tip in tips)
+
+
+# -- a long ledger: drawn per pixel column ------------------------------------------
+
+
+def _spans(root: ET.Element) -> dict[str, ET.Element]:
+    return {
+        el.get("class", "").split()[1]: el
+        for el in root.iter(f"{SVG}path")
+        if el.get("class", "").startswith("span ")
+    }
+
+
+def _incumbent_points(root: ET.Element) -> list[float]:
+    """The y coordinates the incumbent line visits."""
+    (line,) = [
+        el
+        for el in root.iter(f"{SVG}path")
+        if el.get("class") == "incumbent" and "H" in el.get("d", "")
+    ]
+    d = line.get("d", "")
+    first = re.match(r"M(-?[\d.]+) (-?[\d.]+)", d)
+    assert first is not None
+    return [float(first.group(2)), *map(float, re.findall(r"V(-?[\d.]+)", d))]
+
+
+def test_a_long_ledger_is_drawn_per_pixel_column_with_exact_counts() -> None:
+    rows = _campaign(DETAILED_ROWS * 10)
+    svg = render_svg(rows)
+    root = _parse(svg)
+    assert _marks(root) == []
+    spans = _spans(root)
+    assert set(spans) == {"baseline", "accepted", "rejected", "failed"}
+    counts = Counter(row_kind(row) for row in rows)
+    subtitle = "".join(root.find(f"{SVG}desc").itertext())  # type: ignore[union-attr]
+    for kind in ROW_KINDS:
+        assert f"{counts[kind]:,} {kind}" in subtitle
+    # At most two points a column per kind (plus the band): bounded by the width.
+    for span in spans.values():
+        assert span.get("d", "").count("M") <= 2 * (RIGHT - LEFT)
+
+
+def test_the_spans_reach_each_columns_extremes() -> None:
+    rows = [ResultRow(0, "c", "baseline", "m", 5.0, "")]
+    rows += [
+        ResultRow(i, "c", "rejected", "m", 10.0 + (i % 7) + (100.0 if i == 4321 else 0.0), "")
+        for i in range(1, DETAILED_ROWS * 3)
+    ]
+    root = _parse(render_svg(rows))
+    d = _spans(root)["rejected"].get("d", "")
+    tops = [float(y) for y in re.findall(r"M[\d.]+ ([\d.]+)V", d)]
+    # The one outlier (110, among values 10 to 16) is kept: its column reaches
+    # far above every other one, though it is one row of 6,000.
+    first, second = sorted(tops)[:2]
+    assert second - first > (PLOT_BOTTOM - 92) / 2
+
+
+def test_the_incumbent_line_is_the_same_drawn_in_detail_or_per_column() -> None:
+    rows = _campaign(DETAILED_ROWS)
+    detailed = _incumbent_points(_parse(render_svg(rows)))
+    rows += [
+        ResultRow(i, "c", "rejected", "runtime_s", 1.0, "")
+        for i in range(DETAILED_ROWS, DETAILED_ROWS + 2)
+    ]
+    decimated = _incumbent_points(_parse(render_svg(rows)))
+    # Same start and end; steps within one pixel column merge into one, so the
+    # line has at most one step per column.
+    assert (decimated[0], decimated[-1]) == pytest.approx((detailed[0], detailed[-1]), abs=2.0)
+    assert len(decimated) <= RIGHT - LEFT + 1
+
+
+def test_a_million_rows_make_a_chart_under_a_megabyte() -> None:
+    best = 1.0
+    rows = []
+    for i in range(200_000):
+        value = 1.0 + (i * 7919 % 1000) / 997.0
+        status = "accepted" if value < best else "rejected"
+        best = min(best, value)
+        rows.append(ResultRow(i, "c", status, "m", value, "d"))
+    assert len(render_svg(rows).encode("utf-8")) < 200_000

@@ -458,3 +458,39 @@ def test_types_name_their_public_module(public: type) -> None:
 def test_project_pickles_by_its_public_name(tmp_path: Path) -> None:
     project = OptimizeProject(tmp_path)
     assert pickle.loads(pickle.dumps(project)) == project
+
+
+def test_seeded_projects_share_bytes_but_never_inodes(tmp_path: Path) -> None:
+    first, second = seed_project(tmp_path / "a"), seed_project(tmp_path / "b")
+    for name in ("memory_path", "results_path", "state_path"):
+        one, other = getattr(first, name), getattr(second, name)
+        assert one.read_bytes() == other.read_bytes()
+        assert os.stat(one).st_ino != os.stat(other).st_ino
+        assert os.stat(one).st_nlink == 1
+    first.results_path.write_text("changed\n", encoding="utf-8")
+    assert second.results_path.read_text(encoding="utf-8").startswith("iteration\t")
+    assert (
+        seed_project(tmp_path / "c").results_path.read_bytes() == second.results_path.read_bytes()
+    )
+
+
+def test_a_seed_follows_the_frozen_clock(tmp_path: Path) -> None:
+    stamps = []
+    for number, when in enumerate(("2026-01-01T00:00:00.000000Z", "2026-02-02T00:00:00.000000Z")):
+        _clock.freeze(when)
+        try:
+            project = seed_project(tmp_path / str(number))
+        finally:
+            _clock.freeze(None)
+        stamps.append(json.loads(project.state_path.read_text(encoding="utf-8")))
+    assert [stamp["started_at_utc"] for stamp in stamps] == [
+        "2026-01-01T00:00:00.000000Z",
+        "2026-02-02T00:00:00.000000Z",
+    ]
+
+
+def test_seeding_a_project_that_has_files_replaces_them(tmp_path: Path) -> None:
+    project = seed_project(tmp_path)
+    project.memory_path.write_text("mine\n", encoding="utf-8")
+    seed_project(tmp_path)
+    assert project.memory_path.read_text(encoding="utf-8").startswith("# ")

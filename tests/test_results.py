@@ -369,3 +369,111 @@ def test_recent_results_text_matches_the_reference_across_block_cuts(
 def test_recent_results_text_takes_limit_by_keyword_only_as_the_reference() -> None:
     with pytest.raises(TypeError):
         recent_results_text(Path("results.tsv"), 8)  # type: ignore[call-arg]
+
+
+# -- long ledgers: read a block at a time ----------------------------------------------
+
+
+def _long_ledger(path: Path, rows: int, *, newline: str = "\n") -> list[str]:
+    """A ledger of ``rows`` usual rows spanning several read blocks; its data lines."""
+    lines = [
+        f"{i}\tc{i:x}\t{('rejected', 'accepted', 'crash')[i % 3]}\tm\t"
+        f"{('nan' if i % 97 == 0 else 1.0 + (i % 89) / 7.0)}\twide description {i}"
+        for i in range(rows)
+    ]
+    text = (
+        newline.join(
+            [
+                "iteration\tcommit\tstatus\tprimary_metric_name\tprimary_metric_value\tdescription",
+                *lines,
+            ]
+        )
+        + newline
+    )
+    path.write_bytes(text.encode("utf-8"))
+    return lines
+
+
+def _expected(line: str) -> tuple[object, ...]:
+    """A row read with plain string operations, not the library's parser."""
+    cells = line.split("\t")
+    value: object = cells[4] if cells[4] == "nan" else float(cells[4])
+    return (int(cells[0]), cells[1], cells[2], cells[3], value, cells[5])
+
+
+def _comparable(row: ResultRow) -> tuple[object, ...]:
+    value = row.primary_metric_value
+    shown = "nan" if isinstance(value, float) and math.isnan(value) else value
+    return (*row[:4], shown, row[5])
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_ledger_of_several_blocks_reads_every_row(tmp_path: Path, newline: str) -> None:
+    path = tmp_path / "results.tsv"
+    lines = _long_ledger(path, 60_000, newline=newline)
+    assert path.stat().st_size > 3 * (1 << 20)
+    rows = read_results(path)
+    assert [_comparable(row) for row in rows] == [_expected(line) for line in lines]
+    assert all(type(row) is ResultRow for row in rows)
+
+
+def test_a_malformed_line_deep_in_a_long_ledger_is_named_by_its_number(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    lines = _long_ledger(path, 40_000)
+    lines[31_000] = "31000\tonly\tthree"
+    path.write_text(
+        "iteration\tcommit\tstatus\tprimary_metric_name\tprimary_metric_value\tdescription\n"
+        + "\n".join(lines)
+        + "\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(StateCorruptError, match=r":31002: malformed row"):
+        read_results(path)
+    with pytest.warns(StateCorruptWarning, match=r":31002: skipped a malformed row"):
+        rows = read_results(path, strict=False)
+    assert len(rows) == 39_999
+    with pytest.raises(StateCorruptError, match=r":31002: malformed row"):
+        best_result(path)
+
+
+def test_bytes_that_are_not_utf8_deep_in_a_long_ledger_are_named_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    _long_ledger(path, 40_000)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"wide description 35000")
+    data[at] = 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(StateCorruptError, match=r":35002: not UTF-8"):
+        read_results(path)
+    with pytest.warns(StateCorruptWarning, match=r":35002: not UTF-8"):
+        assert len(read_results(path, strict=False)) == 40_000
+
+
+def test_best_result_of_a_long_ledger_path_equals_that_of_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    _long_ledger(path, 50_000)
+    rows = read_results(path)
+    for direction in ("minimize", "maximize"):
+        for statuses in (("accepted",), ("rejected", "crash"), ()):
+            assert best_result(path, direction=direction, statuses=statuses) == best_result(
+                rows, direction=direction, statuses=statuses
+            )
+
+
+def test_a_result_row_stays_an_immutable_record() -> None:
+    row = ResultRow(1, "c", "accepted", "m", 0.5, "d")
+    with pytest.raises(AttributeError):
+        row.status = "rejected"  # type: ignore[misc]
+    assert row == ResultRow(1, "c", "accepted", "m", 0.5, "d")
+    assert row.as_dict()["primary_metric_value"] == 0.5
+    assert row.numeric_value == 0.5
+    assert ResultRow.__module__ == "fermilink_state"
+
+
+def test_a_lenient_read_warns_at_the_callers_line(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\n", "2\tc\taccepted\tm\t1.0\td\n", "\xff\n")
+    path.write_bytes(path.read_bytes().replace(b"\xc3\xbf", b"\xff"))
+    with pytest.warns(StateCorruptWarning) as caught:
+        read_results(path, strict=False)
+    assert len(caught) == 3
+    assert {warning.filename for warning in caught} == {__file__}

@@ -33,3 +33,8 @@ def freeze(text: str | None) -> None:
     """Make :func:`utc_now_z` return ``text`` in this process until called with ``None``."""
     global _frozen
     _frozen = text
+
+
+def is_frozen() -> bool:
+    """Whether :func:`freeze` has fixed the clock."""
+    return _frozen is not None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import math
 import os
 import re
+import sys
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import compress, islice, repeat
+from operator import contains
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple, cast
 
 from fermilink_state import _fileops
 from fermilink_state._atomic import sweep_dead_temps
@@ -36,6 +39,15 @@ RESULT_FIELDS: Final = (
     "description",
 )
 ACCEPTED_STATUSES: Final = ("baseline", "accepted")
+_HEADER_LINE: Final = RESULTS_HEADER.rstrip("\n")
+# Lines of six fields with an integer iteration (a subset of what the parser
+# accepts: a block that does not match is parsed line by line).
+_USUAL_ROWS: Final = re.compile(r"(?:-?[0-9]+(?:\t[^\t\n]*){5}\n)*-?[0-9]+(?:\t[^\t\n]*){5}")
+# One usual row per line: its iteration, status, metric name and metric cells.
+_KEY_CELLS: Final = re.compile(
+    r"^(-?[0-9]+)\t[^\t\n]*\t([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\t[^\t\n]*$", re.MULTILINE
+)
+_READ_BLOCK: Final = 1 << 20  # bytes per read of a long ledger: ~15,000 rows
 
 # Everything str.splitlines() breaks a line on, plus the tab: none may reach a cell.
 _CELL_BREAKS: Final = re.compile("[\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -339,12 +351,12 @@ def append_results(
     return len(cells)
 
 
-@dataclass(frozen=True, slots=True)
-class ResultRow:
+class ResultRow(NamedTuple):
     """One ledger row, as read back from ``results.tsv``.
 
     ``primary_metric_value`` is a float when the cell is a number (``nan`` and
-    ``inf`` included), else the cell's text.
+    ``inf`` included), else the cell's text. An immutable named tuple: a
+    million of them are read about twice as fast as frozen dataclasses.
     """
 
     iteration: int
@@ -356,7 +368,7 @@ class ResultRow:
 
     def as_dict(self) -> dict[str, object]:
         """The row as a dict keyed like :func:`append_result`'s keywords."""
-        return {name: getattr(self, name) for name in RESULT_FIELDS}
+        return dict(zip(RESULT_FIELDS, self, strict=True))
 
     @property
     def numeric_value(self) -> float | None:
@@ -365,6 +377,9 @@ class ResultRow:
         if isinstance(value, float) and not math.isnan(value):
             return value
         return None
+
+
+ResultRow.__module__ = "fermilink_state"  # its public home
 
 
 def parse_metric(cell: str) -> float | str:
@@ -387,17 +402,301 @@ def parse_result_line(line: str) -> ResultRow:
     return ResultRow(iteration, commit, status, name, parse_metric(value), description)
 
 
+def data_line(number: int, raw: str) -> str | None:
+    """What line ``number`` of a ledger holds for the reader: a row's text, or ``None``.
+
+    ``raw`` is the line without its ``\\n``. A trailing ``\\r`` is dropped;
+    line 1 may start with a BOM and is skipped when it is the header; blank
+    lines are skipped. Every reader classifies lines here, and only here.
+    """
+    line = raw[:-1] if raw.endswith("\r") else raw
+    if number == 1:
+        line = line.removeprefix("\ufeff")
+        if line == _HEADER_LINE:
+            return None
+    return line or None
+
+
 def iter_result_lines(text: str) -> Iterable[tuple[int, str]]:
     """``(line_number, line)`` for each data line of a ledger's text (1-based)."""
     for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw[:-1] if raw.endswith("\r") else raw
-        if number == 1:
-            line = line.removeprefix("\ufeff")
-            if line == RESULTS_HEADER.rstrip("\n"):
-                continue
-        if not line:
-            continue
-        yield number, line
+        line = data_line(number, raw)
+        if line is not None:
+            yield number, line
+
+
+def ledger_texts(
+    path: Path, *, strict: bool, undecodable: Callable[[int, int], None] | None = None
+) -> Iterator[tuple[int, str, bool]]:
+    """The ledger's text, a block at a time: ``(number of its first line, text, plain)``.
+
+    Reads ``_READ_BLOCK`` bytes at a time, cut after the last newline (a UTF-8
+    sequence never spans one), so memory stays bounded whatever the length.
+    ``text.split("\\n")`` is the block's lines; the text after the file's
+    last newline, if any, is the last block. Line 1 (a header, a BOM) is a
+    block of its own. CRLF endings are read as LF (as :func:`data_line` reads
+    them); ``plain`` is False when a ``\\r`` is left, or for line 1. Bytes
+    that are not UTF-8 raise :class:`StateCorruptError` naming their line,
+    or (``strict=False``) are replaced after one warning (or one call of
+    ``undecodable(line, byte)``).
+    """
+    first = 1
+    reported = False
+    with open(path, "rb") as handle:
+        rest = b""
+        while True:
+            block = handle.read(_READ_BLOCK)
+            data = rest + block
+            if block:
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:cut], data[cut:]
+                if not data:
+                    continue  # one line longer than a block: read on
+            elif not data:
+                return
+            if not block and first > 1 and torn_tail(data) is not None:
+                # What a crash left after the last line break is no row (the
+                # next append's own rule, torn_tail), whatever its bytes.
+                reason = "not a whole row" + _TORN_HINT
+                if strict:
+                    raise StateCorruptError(path, reason, line=first)
+                _warn_caller(StateCorruptWarning(f"{path}:{first}: skipped a line {reason}"))
+                return
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as error:
+                bad_line = first + data.count(b"\n", 0, error.start)
+                if strict:
+                    raise StateCorruptError(path, "not UTF-8", line=bad_line) from None
+                if reported:
+                    pass
+                elif undecodable is not None:
+                    undecodable(bad_line, data[error.start])
+                else:
+                    _warn_caller(
+                        StateCorruptWarning(
+                            f"{path}:{bad_line}: not UTF-8; undecodable bytes replaced"
+                        )
+                    )
+                reported = True
+                text = data.decode("utf-8", errors="replace")
+            if "\r" in text:
+                # Exactly data_line's rule: the one \r before each \n goes.
+                text = text.replace("\r\n", "\n")
+            if block:
+                text = text[:-1]  # the block's last newline
+            if first == 1:
+                head, newline, text = text.partition("\n")
+                yield 1, head, False
+                first = 2
+                if not newline:
+                    if block:
+                        continue
+                    return
+            yield first, text, "\r" not in text
+            first += text.count("\n") + 1
+            if not block:
+                return
+
+
+def _parse_or_report(path: Path, number: int, raw: str, *, strict: bool) -> ResultRow | None:
+    """Line ``number`` as a row, ``None`` for a line that holds none (or, lenient, a bad one)."""
+    line = data_line(number, raw)
+    if line is None:
+        return None
+    try:
+        return parse_result_line(line)
+    except ValueError as error:
+        if strict:
+            raise StateCorruptError(path, f"malformed row: {error}", line=number) from None
+        _warn_caller(StateCorruptWarning(f"{path}:{number}: skipped a malformed row: {error}"))
+    return None
+
+
+_PACKAGE_DIR: Final = os.path.dirname(os.path.abspath(__file__))
+
+
+def _warn_caller(warning: Warning) -> None:
+    """Issue ``warning`` at the first frame outside this package: the user's call."""
+    frame = sys._getframe(0)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(warning, stacklevel=level)
+
+
+_NEW_ROW: Final = tuple.__new__
+
+
+class LedgerBlock(NamedTuple):
+    """The rows of one block of a ledger, as columns (see :func:`ledger_blocks`).
+
+    Columns let a caller that needs one field (the statuses, the values) get
+    it without a Python step per row.
+    """
+
+    iterations: Sequence[int]
+    commits: Sequence[str]
+    statuses: Sequence[str]
+    names: Sequence[str]
+    values: Sequence[float | str]
+    descriptions: Sequence[str]
+
+    def rows(self) -> list[ResultRow]:
+        """The block's rows, in ledger order."""
+        with collector_paused():
+            return list(map(_NEW_ROW, repeat(ResultRow), zip(*self, strict=True)))
+
+    def last(self, count: int) -> list[ResultRow]:
+        """The block's last ``count`` rows (``count`` > 0)."""
+        return LedgerBlock(*[column[-count:] for column in self]).rows()  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a bulk build of acyclic objects.
+
+    Each few hundred new lists or tuples set the collector off, and now and
+    then it scans every object alive: reading a long ledger cost twice as
+    much. Rows hold no cycles, so nothing is missed; the collector resumes
+    (if it ran before) on leaving, also when nested or on an error.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _plain_block(lines: list[str]) -> LedgerBlock | None:
+    """The block's rows when every line is a usual row (else ``None``: parse line by line).
+
+    A usual row: six fields, an integer iteration, a metric that is a plain
+    number, or text no float() accepts. This is what a million-row ledger
+    costs, so it runs as a few whole-column operations.
+    """
+    if not lines:
+        return None
+    with collector_paused():
+        return _columns(lines)
+
+
+def _columns(lines: list[str]) -> LedgerBlock | None:
+    try:
+        columns = list(zip(*[line.split("\t") for line in lines], strict=True))
+        if len(columns) != len(RESULT_FIELDS):
+            return None
+        iterations = list(map(int, columns[0]))
+    except ValueError:
+        return None  # rows of unequal length, or an iteration that is not an integer
+    values = metric_column(columns[4])
+    return LedgerBlock(iterations, columns[1], columns[2], columns[3], values, columns[5])
+
+
+def metric_column(cells: Sequence[str]) -> list[float | str]:
+    """:func:`parse_metric` of every cell, as one ``map(float)`` when they are plain."""
+    joined = "".join(cells)
+    if not joined.isascii() or "_" in joined:
+        return list(map(parse_metric, cells))
+    try:
+        return list(map(float, cells))
+    except ValueError:
+        return list(map(_ascii_metric, cells))
+
+
+def all_finite(values: Sequence[float | str]) -> bool:
+    """Whether every value is a finite float (a fast test over a whole column)."""
+    try:
+        # A NaN or an infinity makes the sum non-finite; text raises. (A sum
+        # that overflows says False too: the caller then looks row by row.)
+        return math.isfinite(sum(values))  # type: ignore[arg-type]
+    except TypeError:
+        return False
+
+
+def _nth_line(text: str, index: int) -> str:
+    return text.split("\n", index + 1)[index]
+
+
+def _ascii_metric(cell: str) -> float | str:
+    # For ASCII text without "_", float() accepts exactly what parse_metric does.
+    try:
+        return float(cell)
+    except ValueError:
+        return cell
+
+
+def ledger_blocks(
+    path: Path | str,
+    *,
+    strict: bool = True,
+    undecodable: Callable[[int, int], None] | None = None,
+) -> Iterator[LedgerBlock]:
+    """Every row of a ledger, a block of rows at a time (bounded memory).
+
+    Raises and warns as :func:`read_results` does; ``undecodable(line, byte)``
+    replaces the warning about bytes that are not UTF-8.
+    """
+    path = Path(path)
+    for first, text, plain in ledger_texts(path, strict=strict, undecodable=undecodable):
+        block = text_block(path, first, text, plain=plain, strict=strict)
+        if block is not None:
+            yield block
+
+
+def text_block(
+    path: Path, first: int, text: str, *, plain: bool, strict: bool
+) -> LedgerBlock | None:
+    """The rows of one block of text (see :func:`ledger_texts`); ``None`` for no rows."""
+    lines = text.split("\n")
+    block = _plain_block(lines) if plain else None
+    if block is None:
+        rows = [
+            row
+            for number, raw in enumerate(lines, start=first)
+            if (row := _parse_or_report(path, number, raw, strict=strict)) is not None
+        ]
+        if not rows:
+            return None
+        block = LedgerBlock(*zip(*rows, strict=True))
+    return block
+
+
+class KeyCells(NamedTuple):
+    """The iteration, status, metric-name and metric cells of a block of usual rows."""
+
+    iterations: Sequence[str]
+    statuses: Sequence[str]
+    names: Sequence[str]
+    values: Sequence[float | str]
+
+
+def key_cells(text: str) -> KeyCells | None:
+    """The :class:`KeyCells` of ``text`` when every line is a usual row, else ``None``.
+
+    ``text`` is a block from :func:`ledger_texts` that is plain and not line
+    1. One regular-expression pass finds and checks every line at once, with
+    no object per field that is not wanted: what ``status`` and ``plot``
+    cost on a long ledger. ``None`` says only "parse it line by line".
+    """
+    found = _KEY_CELLS.findall(text)
+    if not found or len(found) != text.count("\n") + 1:
+        return None
+    with collector_paused():
+        iterations, statuses, names, cells = zip(*found, strict=True)
+        return KeyCells(iterations, statuses, names, metric_column(cells))
+
+
+def usual_rows(text: str) -> bool:
+    """Whether every line of ``text`` (no ``\\r``, not line 1) is a well-formed row.
+
+    One regular-expression pass, no object per line: what ``check`` costs on
+    a long ledger. ``False`` says only "look line by line".
+    """
+    return _USUAL_ROWS.fullmatch(text) is not None
 
 
 def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
@@ -407,29 +706,11 @@ def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
     with ``strict=False`` it is skipped with a :class:`StateCorruptWarning`.
     A missing file raises ``FileNotFoundError``.
     """
-    data = Path(path).read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        bad_line = data.count(b"\n", 0, error.start) + 1
-        torn = not data.endswith(b"\n") and error.start > data.rfind(b"\n")
-        if strict:
-            reason = "not UTF-8" + (_TORN_HINT if torn else "")
-            raise StateCorruptError(path, reason, line=bad_line) from None
-        warnings.warn(
-            StateCorruptWarning(f"{path}:{bad_line}: not UTF-8; undecodable bytes replaced"),
-            stacklevel=2,
-        )
-        text = data.decode("utf-8", errors="replace")
     rows: list[ResultRow] = []
-    for number, line in iter_result_lines(text):
-        try:
-            rows.append(parse_result_line(line))
-        except ValueError as error:
-            reason = f"malformed row: {error}{_torn_hint(text, line)}"
-            if strict:
-                raise StateCorruptError(path, reason, line=number) from None
-            warnings.warn(StateCorruptWarning(f"{path}:{number}: skipped a {reason}"), stacklevel=2)
+    # Paused throughout, not only per block: each pass would scan the rows read so far.
+    with collector_paused():
+        for block in ledger_blocks(path, strict=strict):
+            rows += block.rows()
     return rows
 
 
@@ -439,42 +720,126 @@ _TORN_HINT: Final = (
 )
 
 
-def _torn_hint(text: str, line: str) -> str:
-    # What a crash leaves at the end of an append-only file deserves a word on
-    # what happens next, not only "malformed".
-    if "\0" in line or (not text.endswith("\n") and text.endswith(line)):
-        return _TORN_HINT
-    return ""
-
-
 def best_result(
-    rows_or_path: Sequence[ResultRow] | Path | str,
+    rows_or_path: Iterable[ResultRow] | Path | str,
     *,
     direction: Literal["minimize", "maximize"] = "minimize",
     statuses: Iterable[str] = ACCEPTED_STATUSES,
 ) -> ResultRow | None:
     """The incumbent: the best numeric row among ``statuses``, or ``None``.
 
-    Text values and NaN never win; on a tie the earliest row wins.
+    Text values and NaN never win; on a tie the earliest row wins. Given a
+    path, the ledger is read a block at a time (a malformed line raises as in
+    :func:`read_results`), never held whole.
     """
     if direction not in ("minimize", "maximize"):
         raise ValueError(f"direction must be 'minimize' or 'maximize', not {direction!r}")
-    rows = (
-        read_results(Path(rows_or_path)) if isinstance(rows_or_path, str | Path) else rows_or_path
-    )
     # A lone string is one status, not a set of its characters.
     wanted = {statuses} if isinstance(statuses, str) else set(statuses)
-    sign = 1.0 if direction == "minimize" else -1.0
-    best: ResultRow | None = None
-    best_key = math.inf
-    for row in rows:
-        value = row.numeric_value
-        if row.status not in wanted or value is None:
-            continue
-        key = sign * value
-        if best is None or key < best_key:
-            best, best_key = row, key
-    return best
+    tracker = IncumbentTracker(direction, wanted)
+    if isinstance(rows_or_path, str | Path):
+        path = Path(rows_or_path)
+        for first, text, plain in ledger_texts(path, strict=True):
+            if plain and usual_rows(text):
+                tracker.add_text(text)
+            elif (block := text_block(path, first, text, plain=plain, strict=True)) is not None:
+                tracker.add_block(block)
+    else:
+        for row in rows_or_path:
+            tracker.add(row)
+    return tracker.best
+
+
+class IncumbentTracker:
+    """The best row seen so far, fed one row at a time (see :func:`best_result`)."""
+
+    __slots__ = ("_candidates", "_key", "_sign", "_wanted", "best")
+
+    def __init__(
+        self,
+        direction: Literal["minimize", "maximize"] = "minimize",
+        statuses: Iterable[str] = ACCEPTED_STATUSES,
+    ) -> None:
+        self.best: ResultRow | None = None
+        self._sign = 1.0 if direction == "minimize" else -1.0
+        self._key = math.inf
+        self._wanted = frozenset(statuses)
+        # The metric cell of each row whose status is wanted, in a block of usual rows.
+        self._candidates = re.compile(
+            r"^-?[0-9]+\t[^\t\n]*\t(?:"
+            + "|".join(re.escape(status) for status in sorted(self._wanted))
+            + r")\t[^\t\n]*\t([^\t\n]*)\t",
+            re.MULTILINE,
+        )
+
+    def add(self, row: ResultRow) -> bool:
+        """Consider ``row``; ``True`` when it became the best so far."""
+        value = row.primary_metric_value
+        if row.status not in self._wanted or not isinstance(value, float) or math.isnan(value):
+            return False  # text and NaN never win
+        key = self._sign * value
+        if self.best is None or key < self._key:
+            self.best, self._key = row, key
+            return True
+        return False
+
+    def add_text(self, text: str) -> None:
+        """Consider every row of a block of usual rows (see :func:`usual_rows`)."""
+        if not self._wanted:
+            return
+        values = metric_column(self._candidates.findall(text))
+        if not values:
+            return
+        if all_finite(values):
+            # Whole columns: no Python step per row (every value is a float).
+            floats = cast(list[float], values)
+            best = min(floats) if self._sign > 0 else max(floats)
+            index = floats.index(best)  # the earliest of equals, as best_result
+        else:  # text, NaN or infinity among them: row by row
+            ranked = [
+                (self._sign * value, number)
+                for number, value in enumerate(values)
+                if isinstance(value, float) and not math.isnan(value)
+            ]
+            if not ranked:
+                return
+            best_key, index = min(ranked)
+            best = self._sign * best_key
+        key = self._sign * best
+        if self.best is None or key < self._key:
+            match = next(islice(self._candidates.finditer(text), index, None))
+            start = match.start()
+            end = text.find("\n", start)
+            self.best = parse_result_line(text[start : None if end < 0 else end])
+            self._key = key
+
+    def add_cells(self, cells: KeyCells, text: str) -> None:
+        """Consider every row of a block of usual rows (see :func:`key_cells`)."""
+        chosen = list(map(contains, repeat(self._wanted), cells.statuses))
+        values = list(compress(cells.values, chosen))
+        if not values:
+            return
+        if not all_finite(values):
+            self.add_text(text)  # text, NaN or infinity among them
+            return
+        # Whole columns: no Python step per row (all_finite: every value is a float).
+        floats = cast(list[float], values)
+        best = min(floats) if self._sign > 0 else max(floats)
+        key = self._sign * best
+        if self.best is None or key < self._key:
+            index = list(compress(range(len(chosen)), chosen))[floats.index(best)]
+            self.best = parse_result_line(_nth_line(text, index))
+            self._key = key
+
+    def add_block(self, block: LedgerBlock) -> None:
+        """Consider every row of ``block``, in order (only candidates become rows)."""
+        wanted, sign = self._wanted, self._sign
+        for index, (status, value) in enumerate(zip(block.statuses, block.values, strict=True)):
+            if status in wanted and isinstance(value, float) and not math.isnan(value):
+                key = sign * value
+                if self.best is None or key < self._key:
+                    self.best = _NEW_ROW(ResultRow, [column[index] for column in block])
+                    self._key = key
 
 
 def _decode_tail(data: bytes) -> str:

@@ -72,6 +72,9 @@ class RunLockStatus:
         return self.state == "active"
 
 
+RunLockStatus.__module__ = "fermilink_state"  # its public home
+
+
 def _as_float(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None

@@ -49,12 +49,13 @@ from fermilink_state._results import (
     append_result,
     best_result,
     ensure_results_file,
-    read_results,
 )
 from fermilink_state._runlock import acquire_run_lock, release_run_lock, run_lock
+from fermilink_state._wording import counted
 from fermilink_state.cli._check import check_campaign
-from fermilink_state.cli._plot import render_svg
-from fermilink_state.cli._status import read_rows_leniently, render_summary, summarize
+from fermilink_state.cli._plot import plot_ledger, render_svg
+from fermilink_state.cli._status import render_summary, summarize, summary_json
+from fermilink_state.cli._tally import tally_ledger
 
 METRIC: Final = "runtime_s"
 BASELINE_VALUE: Final = 1.0
@@ -93,11 +94,14 @@ class DemoOptions:
     seed: int | None = None
 
 
-def run_demo(directory: Path | None, options: DemoOptions, out: TextIO) -> int:
+def run_demo(
+    directory: Path | None, options: DemoOptions, out: TextIO, *, json_out: TextIO | None = None
+) -> int:
     """Run the simulated campaign in ``directory`` (a fresh temp folder if ``None``).
 
     Prints progress, then the campaign's status, writes ``plot.svg`` into the
-    folder and checks it; returns 0 when the check is clean, else 1.
+    folder and checks it; returns 0 when the check is clean, else 1. With
+    ``json_out``, the outcome (status, plot, problems) goes there as JSON too.
     """
     project = _prepare_folder(directory)
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(10**6)
@@ -114,18 +118,27 @@ def run_demo(directory: Path | None, options: DemoOptions, out: TextIO) -> int:
         summaries = _run_workers(project, options, seed, out)
     refused = sum(1 for summary in summaries if summary.get("refused"))
     print(
-        f"  the run lock refused a second controller {refused} time(s) "
+        f"  the run lock refused a second controller {counted(refused, 'time')} "
         "(each worker tried to start one)",
         file=out,
     )
     print("", file=out)
-    print(render_summary(summarize(project)), file=out, end="")
+    summary = summarize(project)
+    print(render_summary(summary), file=out, end="")
     plot = project / PLOT_NAME
-    atomic_write_text(plot, render_svg(read_results(results_path(project))))
+    atomic_write_text(plot, render_svg(plot_ledger(results_path(project))[0]))
     print(f"\nplot       {plot}", file=out)
     problems = check_campaign(project)
+    if json_out is not None:
+        outcome = {
+            "status": summary_json(summary),
+            "plot": str(plot),
+            "clean": not problems,
+            "problems": [problem.as_dict() for problem in problems],
+        }
+        json_out.write(json.dumps(outcome, indent=2, allow_nan=False) + "\n")
     if problems:
-        print(f"check      {len(problems)} problem(s):", file=out)
+        print(f"check      {counted(len(problems), 'problem')}:", file=out)
         for problem in problems:
             print(f"  {problem}", file=out)
         return 1
@@ -270,10 +283,10 @@ class _Progress:
         self.last = ""
 
     def show(self, project: Path, *, final: bool = False) -> None:
-        rows, _ = read_rows_leniently(results_path(project))
-        done = sum(1 for row in rows if row.status != "baseline")
-        accepted = sum(1 for row in rows if row.status == "accepted")
-        best = best_result(rows)
+        tally, _ = tally_ledger(results_path(project), tail=0)
+        done = tally.rows - tally.by_status["baseline"]
+        accepted = tally.by_status["accepted"]
+        best = tally.incumbent
         best_text = f"{best.primary_metric_value:.4g}" if best is not None else "-"
         filled = round(20 * done / max(self.total, 1))
         line = (
@@ -344,7 +357,7 @@ def _claim_iteration(project: Path, candidates: int) -> tuple[int, float] | None
             return None
         state["iteration"] = iteration
         write_state(path, state)
-    best = best_result(read_results(results_path(project)))
+    best = best_result(results_path(project))
     incumbent = best.numeric_value if best is not None else None
     return iteration, incumbent if incumbent is not None else BASELINE_VALUE
 
@@ -355,7 +368,7 @@ def _record(project: Path, iteration: int, commit: str, idea: str, value: float 
     # beat the same incumbent; the memory event is written inside it too, so
     # memory.md lists events in ledger order.
     with locked(ledger):
-        incumbent = best_result(read_results(ledger))
+        incumbent = best_result(ledger)
         best = incumbent.numeric_value if incumbent is not None else None
         if isinstance(value, str):
             status = "crash"

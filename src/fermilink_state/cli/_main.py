@@ -21,6 +21,7 @@ from fermilink_state._errors import StateError
 PROG: Final = "fermilink-state"
 EXIT_PROBLEMS: Final = 1
 EXIT_USAGE: Final = 2
+DEFAULT_PLOT: Final = "plot.svg"
 ROOT_HELP: Final = "the project root holding .fermilink-optimize/ (default: the current folder)"
 
 
@@ -68,21 +69,31 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
+    from collections import deque
+
     from fermilink_state._layout import results_path
-    from fermilink_state._results import best_result, read_results
+    from fermilink_state._results import ResultRow, best_result, ledger_blocks, read_results
     from fermilink_state.cli._status import locate_campaign, render_table, row_json
 
     path = results_path(locate_campaign(args.root))
-    rows = read_results(path) if path.exists() else []
-    if args.best:
-        best = best_result(rows, direction=args.direction)
+    rows: list[ResultRow] = []
+    if not path.exists():
+        pass
+    elif args.best:
+        # Both stream the ledger a block at a time: no list of every row.
+        best = best_result(path, direction=args.direction)
         if best is None:
             raise CommandError(
                 f"{path}: no baseline or accepted row with a numeric value yet, so no best result"
             )
         rows = [best]
     elif args.tail is not None:
-        rows = rows[-args.tail :]
+        recent: deque[ResultRow] = deque(maxlen=args.tail)
+        for block in ledger_blocks(path):
+            recent.extend(block.last(args.tail))
+        rows = list(recent)
+    else:
+        rows = read_results(path)
     if args.json:
         payload = [row_json(row) for row in rows]
         _print_json(payload[0] if args.best else payload)
@@ -95,6 +106,7 @@ def _cmd_results(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from fermilink_state._layout import optimize_root
+    from fermilink_state._wording import counted
     from fermilink_state.cli._check import check_campaign
     from fermilink_state.cli._status import locate_campaign
 
@@ -113,7 +125,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         where = optimize_root(locate_campaign(args.root))
         debris = sum(problem.debris for problem in problems)
         if problems:
-            sys.stdout.write(f"{len(problems)} problem(s) in {where}")
+            sys.stdout.write(f"{counted(len(problems), 'problem')} in {where}")
             if debris:
                 sys.stdout.write(f" ({debris} of them crash debris that the next write repairs)")
             sys.stdout.write("\n")
@@ -126,7 +138,13 @@ def _cmd_unlock(args: argparse.Namespace) -> int:
     from fermilink_state.cli._unlock import unlock_campaign
 
     status = unlock_campaign(args.root, force=args.force)
-    if status.state == "inactive":
+    if args.json:
+        from fermilink_state.cli._status import lock_json
+
+        _print_json(
+            {"path": str(status.path), "removed": status.state != "inactive", **lock_json(status)}
+        )
+    elif status.state == "inactive":
         sys.stdout.write(f"no run lock at {status.path}; nothing to do\n")
     elif status.state == "inactive_stale":
         sys.stdout.write(f"removed the stale run lock {status.path} ({status.reason})\n")
@@ -138,22 +156,32 @@ def _cmd_unlock(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from fermilink_state._atomic import atomic_write_text
     from fermilink_state._layout import results_path
-    from fermilink_state.cli._plot import render_svg
-    from fermilink_state.cli._status import locate_campaign, read_rows_leniently
+    from fermilink_state._wording import counted
+    from fermilink_state.cli._plot import plot_ledger, render_svg
+    from fermilink_state.cli._status import locate_campaign
 
-    path = results_path(locate_campaign(args.root))
-    rows, skipped = read_rows_leniently(path)
+    if args.output == "-" and args.json:
+        raise CommandError("-o - writes the SVG to stdout, so --json cannot: drop one", EXIT_USAGE)
+    project = locate_campaign(args.root)
+    path = results_path(project)
+    data, skipped = plot_ledger(path)
     if skipped:
         sys.stderr.write(
-            f"{PROG}: warning: {path}: skipped {len(skipped)} malformed line(s); "
+            f"{PROG}: warning: {path}: skipped {counted(len(skipped), 'malformed line')}; "
             "run `fermilink-state check` for details\n"
         )
-    svg = render_svg(rows, direction=args.direction, title=args.title)
+    svg = render_svg(data, direction=args.direction, title=args.title)
+    # Beside the campaign folder: in the project root, not among its state files.
+    output = Path(args.output) if args.output is not None else project / DEFAULT_PLOT
     if args.output == "-":
         sys.stdout.write(svg)
+        return 0
+    atomic_write_text(output, svg)
+    result = {"path": str(output), "results": data.total, "bytes": len(svg.encode("utf-8"))}
+    if args.json:
+        _print_json(result)
     else:
-        atomic_write_text(Path(args.output), svg)
-        sys.stdout.write(f"wrote {args.output} ({len(rows)} results)\n")
+        sys.stdout.write(f"wrote {output} ({counted(data.total, 'result')})\n")
     return 0
 
 
@@ -166,6 +194,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         eval_seconds=args.eval_seconds,
         seed=args.seed,
     )
+    if args.json:
+        # The story goes to stderr; stdout carries only the JSON outcome.
+        return run_demo(args.dir, options, sys.stderr, json_out=sys.stdout)
     return run_demo(args.dir, options, sys.stdout)
 
 
@@ -265,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="remove the lock even if its holder looks alive (or is on another host)",
     )
+    _add_json(unlock)
 
     plot = command(
         "plot",
@@ -273,10 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_root(plot)
     plot.add_argument(
-        "-o", "--output", required=True, metavar="FILE.svg", help="where to write ('-': stdout)"
+        "-o",
+        "--output",
+        metavar="FILE.svg",
+        help=f"where to write ('-': stdout; default: {DEFAULT_PLOT} in the project root, "
+        "beside .fermilink-optimize/)",
     )
     _add_direction(plot)
     plot.add_argument("--title", help="the chart's title (default: '<metric> over iterations')")
+    _add_json(plot)
 
     demo = command(
         "demo",
@@ -303,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mean seconds one made-up evaluation takes (0.25)",
     )
     demo.add_argument("--seed", type=int, help="random seed for repeatable candidates")
+    _add_json(demo)
 
     run = command(
         "exec",

@@ -1,31 +1,52 @@
 """``fermilink-state plot``: the primary metric over iterations, as plain SVG.
 
-No plotting library: the chart is a few hundred lines of SVG text, readable
-in any browser. Every ledger row gets exactly one mark (class ``mark`` plus
-its kind), so a 10,000-row campaign stays one file of plain elements; rows
-without a finite value sit in a "no value" band along the bottom instead of
-vanishing.
+No plotting library: the chart is plain SVG text, readable in any browser.
+Up to ``DETAILED_ROWS`` rows, every row gets exactly one mark (class
+``mark`` plus its kind) with a tooltip; a longer ledger is drawn per pixel
+column (each kind's lowest to highest value), so the file stays well under
+a megabyte at a million rows while the legend's counts and the incumbent
+line stay exact. Rows without a finite value sit in a "no value" band along
+the bottom instead of vanishing.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final
+from itertools import compress, islice, repeat
+from operator import eq, le
+from pathlib import Path
+from typing import Final, NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
-from fermilink_state._results import ResultRow
-from fermilink_state.cli._status import (
+from fermilink_state._results import (
+    ACCEPTED_STATUSES,
+    LedgerBlock,
+    ResultRow,
+    all_finite,
+    key_cells,
+    text_block,
+)
+from fermilink_state._wording import counted
+from fermilink_state.cli._status import metric_text
+from fermilink_state.cli._tally import (
+    PLAIN_KINDS,
     ROW_KINDS,
     Direction,
     RowKind,
-    incumbent_steps,
-    metric_text,
+    count_kinds,
+    kind_of,
+    read_leniently,
     row_kind,
+    unplain_rows,
 )
 
+DETAILED_ROWS: Final = 2_000  # up to this many rows, one mark (and tooltip) each
+BAND_GROUP: Final = "band"  # failed rows without a finite value, drawn along the bottom
 WIDTH: Final = 880
 HEIGHT: Final = 520
 LEFT: Final = 92
@@ -55,6 +76,11 @@ text { font-family: 'DejaVu Sans', Helvetica, Arial, sans-serif; fill: #222; }
 .accepted { fill: #1a9850; stroke: #ffffff; stroke-width: 0.75; }
 .rejected { fill: none; stroke: #d73027; stroke-width: 1.2; stroke-opacity: 0.75; }
 .failed { fill: none; stroke: #7b3294; stroke-width: 1.6; }
+.span { fill: none; stroke-linecap: round; }
+.span.baseline { stroke: #222222; }
+.span.accepted { stroke: #1a9850; }
+.span.rejected { stroke: #d73027; stroke-opacity: 0.6; }
+.span.failed { stroke: #7b3294; }
 """
 
 
@@ -69,6 +95,12 @@ class _Scale:
 
     def __call__(self, value: float) -> float:
         return self.start + (value - self.low) / (self.high - self.low) * (self.end - self.start)
+
+    def inverse(self, coordinate: float) -> float:
+        """The data value drawn at ``coordinate``."""
+        return self.low + (coordinate - self.start) / (self.end - self.start) * (
+            self.high - self.low
+        )
 
 
 def _nice_step(span: float, count: int) -> float:
@@ -131,33 +163,119 @@ def _tip(row: ResultRow) -> str:
     return f"{text} · {row.description}" if row.description else text
 
 
-def _metric_label(rows: Sequence[ResultRow]) -> str:
-    names = Counter(row.primary_metric_name for row in rows)
-    return " / ".join(name for name, _ in names.most_common(3)) or "primary metric"
+class _Points(NamedTuple):
+    iterations: Sequence[int]
+    statuses: Sequence[str]
+    values: Sequence[float | str]
+
+
+class PlotData:
+    """What the chart needs from a ledger, gathered a block of rows at a time.
+
+    Per kind of row, the iterations and values of the points, in flat float
+    arrays (16 bytes a row, no object per row); the counts by the shared rule
+    (:func:`~fermilink_state.cli._tally.count_kinds`); and the rows
+    themselves while there are at most ``DETAILED_ROWS`` of them, for one
+    mark and tooltip each. Rows without a finite value go to the ``band``.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[RowKind] = Counter()
+        self.names: Counter[str] = Counter()
+        self.points: dict[str, tuple[array[float], array[float]]] = {
+            group: (array("d"), array("d")) for group in (*ROW_KINDS, BAND_GROUP)
+        }
+        self.rows: list[ResultRow] | None = []
+
+    @property
+    def total(self) -> int:
+        """How many rows were added."""
+        return sum(self.counts.values())
+
+    def add_text(self, path: Path, first: int, text: str, plain: bool) -> None:
+        """Add one block of the ledger's text (see ``ledger_texts``)."""
+        cells = key_cells(text) if plain and first > 1 and self.rows is None else None
+        if cells is None:
+            block = text_block(path, first, text, plain=plain, strict=False)
+            if block is not None:
+                self.add(block)
+            return
+        self.counts.update(count_kinds(cells.statuses, cells.values))
+        self.names.update(cells.names)
+        self._add_points(list(map(int, cells.iterations)), cells.statuses, cells.values)
+
+    def add(self, block: LedgerBlock) -> None:
+        """Add one block of rows."""
+        self.counts.update(count_kinds(block.statuses, block.values))
+        self.names.update(block.names)
+        if self.rows is not None:
+            self.rows += block.rows()
+            if len(self.rows) > DETAILED_ROWS:
+                self.rows = None
+        self._add_points(block.iterations, block.statuses, block.values)
+
+    def _add_points(
+        self, iterations: Sequence[int], statuses: Sequence[str], values: Sequence[float | str]
+    ) -> None:
+        block = _Points(iterations, statuses, values)
+        if all_finite(values):
+            # Whole columns at a time: a million rows cost no Python step each.
+            for kind in PLAIN_KINDS:
+                self._extend(kind, block, list(map(eq, statuses, repeat(kind))))
+            self._extend("failed", block, unplain_rows(statuses))
+            return
+        for iteration, status, value in zip(
+            block.iterations, block.statuses, block.values, strict=True
+        ):
+            finite = isinstance(value, float) and math.isfinite(value)
+            group = kind_of(status, value) if finite else BAND_GROUP
+            xs, ys = self.points[group]
+            xs.append(iteration)
+            ys.append(value if finite else math.nan)  # type: ignore[arg-type]
+
+    def _extend(self, group: str, block: _Points, chosen: list[bool]) -> None:
+        xs, ys = self.points[group]
+        xs.extend(map(float, compress(block.iterations, chosen)))
+        ys.extend(compress(block.values, chosen))  # type: ignore[arg-type]  # all floats
+
+    def metric_label(self) -> str:
+        """The y axis label: the most common metric names."""
+        return " / ".join(name for name, _ in self.names.most_common(3)) or "primary metric"
+
+
+def plot_data(rows: Iterable[ResultRow]) -> PlotData:
+    """:class:`PlotData` of a sequence of rows."""
+    data = PlotData()
+    rows = list(rows)
+    if rows:
+        data.add(LedgerBlock(*zip(*rows, strict=True)))
+    return data
 
 
 def render_svg(
-    rows: Sequence[ResultRow], *, direction: Direction = "minimize", title: str | None = None
+    rows: Sequence[ResultRow] | PlotData,
+    *,
+    direction: Direction = "minimize",
+    title: str | None = None,
 ) -> str:
     """The chart of ``rows`` as an SVG document (text, ends with a newline).
 
     x is the iteration, y the primary metric; baseline, accepted, rejected and
     failed rows have distinct marks; the incumbent (best baseline or accepted
     value so far, by ``direction``) is a step line. Rows whose value is NaN,
-    infinite or text are failures drawn in a band along the bottom.
+    infinite or text are failures drawn in a band along the bottom. Up to
+    ``DETAILED_ROWS`` rows each get a mark with a tooltip; beyond, each kind
+    is drawn per pixel column as the span from its lowest to its highest
+    value, so the file's size does not grow with the ledger's length.
     """
-    rows = list(rows)
-    metric = _metric_label(rows)
-    kinds = [row_kind(row) for row in rows]
-    counts = Counter(kinds)
-    finite = [
-        value for row in rows if (value := row.numeric_value) is not None and math.isfinite(value)
-    ]
+    data = rows if isinstance(rows, PlotData) else plot_data(rows)
+    metric = data.metric_label()
+    counts = data.counts
+    total = data.total
     heading = title or f"{metric} over iterations"
     better = "lower" if direction == "minimize" else "higher"
-    plural = "" if len(rows) == 1 else "s"
-    kind_counts = " · ".join(f"{counts[kind]} {kind}" for kind in ROW_KINDS)
-    subtitle = f"{len(rows)} result{plural} · {better} is better · {kind_counts}"
+    kind_counts = " · ".join(f"{counts[kind]:,} {kind}" for kind in ROW_KINDS)
+    subtitle = f"{counted(total, 'result')} · {better} is better · {kind_counts}"
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
@@ -170,41 +288,101 @@ def render_svg(
         f'<text class="subtitle" x="{LEFT}" y="50">{escape(subtitle)}</text>',
     ]
     parts += _legend(counts)
-    if not rows:
+    if not total:
         parts.append(
             f'<text class="label" x="{(LEFT + RIGHT) / 2}" y="{(TOP + BOTTOM) / 2}" '
             'text-anchor="middle">no results recorded yet</text>'
         )
         parts.append("</svg>")
         return "\n".join(parts) + "\n"
-    iterations = [float(row.iteration) for row in rows]
-    x_low, x_high = _range(iterations, 0.03)
+    everything = [xs for xs, _ in data.points.values() if xs]
+    x_low, x_high = _range([min(map(min, everything)), max(map(max, everything))], 0.03)
     x_scale = _Scale(x_low, x_high, LEFT, RIGHT)
-    y_low, y_high = _range(finite, 0.06) if finite else (0.0, 1.0)
+    finite = [ys for group, (_, ys) in data.points.items() if group != BAND_GROUP and ys]
+    if finite:
+        y_low, y_high = _range([min(map(min, finite)), max(map(max, finite))], 0.06)
+    else:
+        y_low, y_high = 0.0, 1.0
     y_scale = _Scale(y_low, y_high, PLOT_BOTTOM, TOP)
     parts += _axes(x_scale, y_scale, metric, has_values=bool(finite))
-    size = 4.5 if len(rows) <= 150 else 3.0 if len(rows) <= 1500 else 2.0
+    size = 4.5 if total <= 150 else 3.0 if total <= 1500 else 2.0
     band_y = BOTTOM - BAND / 2
 
     def marks(*wanted: RowKind) -> list[str]:
         drawn = ['<g class="marks">']
-        for kind in wanted:
-            for row, kind_of_row in zip(rows, kinds, strict=True):
-                if kind_of_row != kind:
+        if data.rows is not None:
+            for row in data.rows:
+                kind = row_kind(row)
+                if kind not in wanted:
                     continue
                 value = row.numeric_value
                 y = y_scale(value) if value is not None and math.isfinite(value) else band_y
                 drawn.append(_mark(kind, x_scale(row.iteration), y, size, _tip(row)))
+        else:
+            for kind in wanted:
+                drawn += _spans(data, kind, x_scale, y_scale, size)
+                if kind == "failed":
+                    drawn += _spans(data, BAND_GROUP, x_scale, y_scale, size, at=band_y)
         drawn.append("</g>")
         return drawn
 
     # Busy kinds first, then the incumbent line over them, then the marks it
     # runs through, so a dense campaign still shows its line and its steps.
     parts += marks("rejected", "failed")
-    parts += _incumbent_line(rows, direction, x_scale, y_scale)
+    parts += _incumbent_line(data, direction, x_scale, y_scale)
     parts += marks("accepted", "baseline")
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def _sorted_points(xs: array[float], ys: array[float]) -> tuple[Sequence[float], Sequence[float]]:
+    """The points in iteration order (usually they are already: no sort then)."""
+    if all(map(le, xs, islice(xs, 1, None))):
+        return xs, ys
+    pairs = sorted(zip(xs, ys, strict=True))
+    return [x for x, _ in pairs], [y for _, y in pairs]
+
+
+def _columns(xs: Sequence[float], x_scale: _Scale) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` index ranges of the points in each pixel column (xs sorted)."""
+    start = 0
+    while start < len(xs):
+        column = math.floor(x_scale(xs[start]))
+        # The first point right of this pixel column: bisect for its iteration.
+        stop = bisect_left(xs, x_scale.inverse(column + 1), lo=start + 1)
+        yield start, max(stop, start + 1)
+        start = max(stop, start + 1)
+
+
+def _spans(
+    data: PlotData,
+    group: str,
+    x_scale: _Scale,
+    y_scale: _Scale,
+    size: float,
+    *,
+    at: float | None = None,
+) -> list[str]:
+    """One path for ``group``: per pixel column, a stroke from its lowest to highest value."""
+    xs, ys = _sorted_points(*data.points[group])
+    if not xs:
+        return []
+    kind = "failed" if group == BAND_GROUP else group
+    d: list[str] = []
+    for start, stop in _columns(xs, x_scale):
+        x = _num(x_scale(xs[start]))
+        if at is not None:
+            d.append(f"M{x} {_num(at)}v0")
+            continue
+        column = ys[start:stop]
+        low, high = _num(y_scale(min(column))), _num(y_scale(max(column)))
+        d.append(f"M{x} {high}V{low}" if low != high else f"M{x} {low}v0")
+    where = "without a finite value" if at is not None else "per pixel column, lowest to highest"
+    tip = f"{len(xs):,} {kind} rows ({where})"
+    return [
+        f'<path class="span {kind}" stroke-width="{size * 2}" d="{"".join(d)}">'
+        f"<title>{escape(tip)}</title></path>"
+    ]
 
 
 def _legend(counts: Counter[RowKind]) -> list[str]:
@@ -262,23 +440,49 @@ def _axes(x_scale: _Scale, y_scale: _Scale, metric: str, *, has_values: bool) ->
 
 
 def _incumbent_line(
-    rows: Sequence[ResultRow], direction: Direction, x_scale: _Scale, y_scale: _Scale
+    data: PlotData, direction: Direction, x_scale: _Scale, y_scale: _Scale
 ) -> list[str]:
-    # In iteration order, so the line only moves right even when concurrent
-    # workers recorded their rows out of order.
-    steps = incumbent_steps(sorted(rows, key=lambda row: row.iteration), direction)
-    if not steps:
+    """The running best of the baseline and accepted rows, in iteration order.
+
+    In iteration order, so the line only moves right even when concurrent
+    workers recorded their rows out of order. Steps that fall in the same
+    pixel column are drawn as one (the line looks the same), so its length
+    is bounded by the chart's width, not by the ledger's.
+    """
+    xs: list[float] = []
+    ys: list[float] = []
+    for kind in ACCEPTED_STATUSES:
+        kind_xs, kind_ys = data.points[kind]
+        xs += kind_xs
+        ys += kind_ys
+    if not xs:
         return []
-    first = steps[0]
-    d = [f"M{_num(x_scale(first.iteration))} {_num(y_scale(_value(first)))}"]
-    for row in steps[1:]:
-        d.append(f"H{_num(x_scale(row.iteration))}V{_num(y_scale(_value(row)))}")
-    last = max(row.iteration for row in rows)
-    d.append(f"H{_num(x_scale(max(last, steps[-1].iteration)))}")
+    xs_sorted, ys_sorted = _sorted_points(array("d", xs), array("d", ys))
+    minimize = direction == "minimize"
+    best = math.nan
+    steps: list[tuple[float, float]] = []  # (pixel x, pixel y)
+    for x, y in zip(xs_sorted, ys_sorted, strict=True):
+        if best == best and not (y < best if minimize else y > best):  # noqa: PLR0124
+            continue
+        best = y
+        point = (x_scale(x), y_scale(y))
+        if steps and math.floor(steps[-1][0]) == math.floor(point[0]):
+            steps[-1] = (steps[-1][0], point[1])
+        else:
+            steps.append(point)
+    first_x, first_y = steps[0]
+    d = [f"M{_num(first_x)} {_num(first_y)}"]
+    for x, y in steps[1:]:
+        d.append(f"H{_num(x)}V{_num(y)}")
+    last = max(max(xs) for xs, _ in data.points.values() if xs)
+    d.append(f"H{_num(max(x_scale(last), steps[-1][0]))}")
     return [f'<path class="incumbent" d="{"".join(d)}"/>']
 
 
-def _value(row: ResultRow) -> float:
-    value = row.numeric_value
-    assert value is not None  # incumbent_steps keeps finite values only
-    return value
+def plot_ledger(path: Path) -> tuple[PlotData, list[str]]:
+    """:class:`PlotData` of the ledger at ``path``, and one message per line skipped.
+
+    Reads the ledger once, a block at a time (see :func:`read_leniently`).
+    """
+    data = PlotData()
+    return data, read_leniently(path, data.add_text)

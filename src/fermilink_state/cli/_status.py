@@ -8,21 +8,19 @@ run against a live campaign.
 from __future__ import annotations
 
 import math
-import warnings
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from fermilink_state._errors import StateCorruptError, StateCorruptWarning
+from fermilink_state._errors import StateCorruptError
 from fermilink_state._jsonio import read_json_file
 from fermilink_state._layout import OPTIMIZE_DIRNAME, optimize_root, results_path, state_path
-from fermilink_state._results import ACCEPTED_STATUSES, ResultRow, best_result, read_results
+from fermilink_state._results import ACCEPTED_STATUSES, ResultRow
 from fermilink_state._runlock import RunLockStatus, run_lock_status
+from fermilink_state._wording import counted
+from fermilink_state.cli._tally import ROW_KINDS, Direction, RowKind, row_kind, tally_ledger
 
-Direction = Literal["minimize", "maximize"]
-RowKind = Literal["baseline", "accepted", "rejected", "failed"]
-ROW_KINDS: Final[tuple[RowKind, ...]] = ("baseline", "accepted", "rejected", "failed")
+__all__ = ["ROW_KINDS", "Direction", "RowKind", "row_kind"]  # re-exported for the plot
 DEFAULT_TAIL: Final = 8
 
 
@@ -52,21 +50,6 @@ def locate_campaign(root: Path) -> Path:
     return root
 
 
-def row_kind(row: ResultRow) -> RowKind:
-    """How a row is shown: its status, or ``"failed"``.
-
-    A value that is not a finite number (NaN, infinity, text) is a failure
-    whatever the status says; so is any status other than baseline, accepted
-    and rejected (FermiLink writes ``crash``, ``timeout``, ...).
-    """
-    value = row.numeric_value
-    if value is None or math.isinf(value):
-        return "failed"
-    if row.status in ("baseline", "accepted", "rejected"):
-        return row.status  # type: ignore[return-value]  # narrowed by the test above
-    return "failed"
-
-
 def incumbent_steps(rows: list[ResultRow], direction: Direction) -> list[ResultRow]:
     """The rows that became the incumbent, in ledger order.
 
@@ -90,9 +73,10 @@ def incumbent_steps(rows: list[ResultRow], direction: Direction) -> list[ResultR
 class CampaignSummary:
     """What ``fermilink-state status`` reports about one campaign.
 
-    ``rejected`` counts every row that is neither baseline nor accepted (as
-    FermiLink's ``rejected_count``); ``failed`` is the part of those that
-    failed rather than lost. ``skipped`` holds one message per ledger line
+    ``baseline``, ``accepted``, ``rejected`` and ``failed`` count the rows of
+    each kind (see :func:`~fermilink_state.cli._tally.kind_of`, the rule
+    ``plot`` uses too): they add up to ``rows``. ``by_status`` counts the
+    status cells as written. ``skipped`` holds one message per ledger line
     that did not parse.
     """
 
@@ -118,22 +102,6 @@ class CampaignSummary:
         return optimize_root(self.project_root)
 
 
-def read_rows_leniently(path: Path) -> tuple[list[ResultRow], list[str]]:
-    """Every parsable row of a ledger, and one message per line skipped.
-
-    A missing ledger is an empty one: a campaign that has not recorded a
-    result yet.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", StateCorruptWarning)
-        try:
-            rows = read_results(path, strict=False)
-        except FileNotFoundError:
-            rows = []
-    skipped = [str(item.message) for item in caught if item.category is StateCorruptWarning]
-    return rows, skipped
-
-
 def _read_state(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
         return read_json_file(path), None
@@ -150,32 +118,36 @@ def summarize(
 ) -> CampaignSummary:
     """Read the campaign at ``project_root`` (see :func:`locate_campaign`).
 
-    Reads the whole ledger, skipping (and reporting) malformed lines rather
-    than failing, so a damaged campaign can still be looked at.
+    Reads the ledger once, a block at a time (bounded memory whatever its
+    length), skipping (and reporting) malformed lines rather than failing,
+    so a damaged campaign can still be looked at.
     """
     project_root = locate_campaign(project_root).absolute()
-    rows, skipped = read_rows_leniently(results_path(project_root))
     state, state_problem = _read_state(state_path(project_root))
-    by_status = Counter(row.status for row in rows)
-    others = [row for row in rows if row.status not in ACCEPTED_STATUSES]
     recorded = state.get("iteration") if state else None
-    if isinstance(recorded, int) and not isinstance(recorded, bool):
-        iteration = recorded
-    else:
-        iteration = max((row.iteration for row in rows), default=0)
+    if isinstance(recorded, bool) or not isinstance(recorded, int):
+        recorded = None
+    tally, skipped = tally_ledger(
+        results_path(project_root),
+        direction=direction,
+        tail=tail,
+        want_last_iteration=recorded is None,
+    )
+    iteration: int = recorded if recorded is not None else (tally.last_iteration or 0)
+    kinds = tally.kinds
     return CampaignSummary(
         project_root=project_root,
         iteration=iteration,
-        rows=len(rows),
-        baseline=by_status["baseline"],
-        accepted=by_status["accepted"],
-        rejected=len(others),
-        failed=sum(1 for row in others if row_kind(row) == "failed"),
-        by_status=dict(sorted(by_status.items())),
-        incumbent=best_result(rows, direction=direction),
+        rows=tally.rows,
+        baseline=kinds["baseline"],
+        accepted=kinds["accepted"],
+        rejected=kinds["rejected"],
+        failed=kinds["failed"],
+        by_status=dict(sorted(tally.by_status.items())),
+        incumbent=tally.incumbent,
         direction=direction,
         run_lock=run_lock_status(project_root),
-        recent=rows[-tail:] if tail > 0 else [],
+        recent=list(tally.recent),
         state=state,
         state_problem=state_problem,
         skipped=skipped,
@@ -273,12 +245,9 @@ def render_summary(summary: CampaignSummary) -> str:
             f"{metric_text(incumbent)} ({incumbent.status}, iteration {incumbent.iteration}, "
             f"commit {incumbent.commit}; {summary.direction})"
         )
-    counts = (
-        f"{summary.rows} rows: {summary.baseline} baseline, {summary.accepted} accepted, "
-        f"{summary.rejected} rejected"
+    counts = f"{counted(summary.rows, 'row')}: " + ", ".join(
+        f"{getattr(summary, kind)} {kind}" for kind in ROW_KINDS
     )
-    if summary.failed:
-        counts += f" ({summary.failed} of them failed)"
     lines = [
         f"campaign   {summary.optimize_root}",
         f"iteration  {summary.iteration}",
@@ -290,12 +259,15 @@ def render_summary(summary: CampaignSummary) -> str:
         lines.append(f"warning    {summary.state_problem}; see `fermilink-state check`")
     if summary.skipped:
         lines.append(
-            f"warning    {len(summary.skipped)} malformed ledger line(s) skipped; "
+            f"warning    {counted(len(summary.skipped), 'malformed ledger line')} skipped; "
             "see `fermilink-state check`"
         )
     text = "\n".join(lines) + "\n"
     if summary.recent:
-        text += f"\nlast {len(summary.recent)} results:\n" + render_table(summary.recent)
+        last = (
+            "the last result" if len(summary.recent) == 1 else f"last {len(summary.recent)} results"
+        )
+        text += f"\n{last}:\n" + render_table(summary.recent)
     else:
         text += "\nno results recorded yet\n"
     return text

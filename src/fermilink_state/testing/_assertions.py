@@ -28,6 +28,7 @@ from fermilink_state._results import (
     parse_result_line,
     read_results,
 )
+from fermilink_state._wording import counted
 from fermilink_state.testing._compare import (
     INDENT,
     MemoryLike,
@@ -397,7 +398,7 @@ def assert_results_rows(path: Path | str, expected: Sequence[ResultLike]) -> Non
             problems.append(f"expected row {index + 1} missing ({after}): {wanted[index]!r}")
     if problems:
         raise AssertionError(
-            f"{path}: {len(rows)} row{'' if len(rows) == 1 else 's'}, {len(wanted)} expected; "
+            f"{path}: {counted(len(rows), 'row')}, {len(wanted)} expected; "
             f"they differ:\n{_capped(problems)}"
         )
 

@@ -316,10 +316,59 @@ def seed_project(
     ``append_result``'s keyword names), and ``state.json`` with an initial
     state whose keys ``state`` overrides. Every time stamp is one
     ``utc_now_z()`` reading, so a frozen clock makes the files reproducible.
-    Writes are atomic but not fsynced: seeded projects are for tests and
-    benchmarks.
+    The files of a seed are built once per process and written per call
+    (never hard-linked): unless the clock is frozen, their time stamp is
+    that of the first call with the same seed. Files are not fsynced:
+    seeded projects are for tests and benchmarks.
     """
     project = new_project(root)
+    seed = {
+        "package_id": package_id,
+        "benchmark_id": benchmark_id,
+        "benchmark_rel": benchmark_rel,
+        "optimize_branch": optimize_branch,
+        "results": results,
+        "state": state,
+        "memory": memory,
+    }
+    paths = (project.memory_path, project.results_path, project.state_path)
+    for path, data in zip(paths, _seed_files(seed), strict=True):
+        _write_seed_file(path, data)
+    return project
+
+
+# The bytes of each seed asked for in this process, by what was asked (the
+# clock's frozen value included): a test suite seeds the same campaign over
+# and over, so it is built once and written per test.
+_SEEDS: Final[dict[str, tuple[bytes, bytes, bytes]]] = {}
+_SEEDS_KEPT: Final = 256
+_NEW_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _seed_files(seed: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
+    """memory.md, results.tsv and state.json of a seed."""
+    results = seed["results"]
+    if results is not None and not isinstance(results, list | tuple):
+        return _build_seed(**seed)  # an iterator: read it once, keep nothing
+    key = repr((_clock.utc_now_z() if _clock.is_frozen() else None, sorted(seed.items())))
+    files = _SEEDS.get(key)
+    if files is None:
+        if len(_SEEDS) >= _SEEDS_KEPT:
+            _SEEDS.clear()
+        files = _SEEDS[key] = _build_seed(**seed)
+    return files
+
+
+def _build_seed(
+    *,
+    package_id: str,
+    benchmark_id: str,
+    benchmark_rel: str,
+    optimize_branch: str,
+    results: Iterable[ResultLike] | None,
+    state: Mapping[str, Any] | None,
+    memory: str | None,
+) -> tuple[bytes, bytes, bytes]:
     rows = [DEFAULT_BASELINE] if results is None else [_as_row(row) for row in results]
     baseline = next((row.commit for row in rows if row.status == "baseline"), "")
     now = _clock.utc_now_z()
@@ -340,10 +389,29 @@ def seed_project(
         started=now,
     )
     payload.update(state or {})
-    _write_throwaway(project.memory_path, memory.encode("utf-8"))
-    _write_throwaway(project.results_path, results_text(rows).encode("utf-8"))
-    _write_throwaway(project.state_path, dump_json(payload).encode("utf-8"))
-    return project
+    return (
+        memory.encode("utf-8"),
+        results_text(rows).encode("utf-8"),
+        dump_json(payload).encode("utf-8"),
+    )
+
+
+def _write_seed_file(path: Path, data: bytes) -> None:
+    # A fresh project's file is created in place (nobody can see it half
+    # written yet); one that exists is replaced atomically, as any write.
+    try:
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666
+        )
+    except FileExistsError:
+        _write_throwaway(path, data)
+        return
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def remove_project(project: OptimizeProject) -> None:

@@ -1,0 +1,241 @@
+"""Start-up costs: importing the package, and a seeded test project."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Final
+
+import _workloads as work
+from _common import LIBRARIES, Bench, Row, Target, X, fmt_ratio, interleaved
+
+
+def import_time(bench: Bench) -> None:
+    """``import fermilink_state`` in a fresh interpreter (and the reference's module)."""
+    bench.progress("import time")
+    samples: dict[str, list[float]] = {"reference": [], "ours": [], "everything": []}
+    pytest_loaded = False
+    for module in LIBRARIES.values():
+        import_seconds(module)  # writes the bytecode caches users would have
+    for number in range(bench.plan.import_runs):
+        # Interleaved, the first one to go alternating: drift falls on both.
+        order = ["reference", "ours"] if number % 2 == 0 else ["ours", "reference"]
+        for side in order:
+            seconds, with_pytest = import_seconds(LIBRARIES_BY_SIDE[side])
+            samples[side].append(seconds)
+            pytest_loaded = pytest_loaded or with_pytest
+        samples["everything"].append(import_seconds(work.OURS_MODULE, touch_all=True)[0])
+    ours = statistics.median(samples["ours"])
+    bench.report.rows.append(
+        Row(
+            "`import fermilink_state`, fresh interpreter",
+            statistics.median(samples["reference"]),
+            ours,
+            "reference: `import fermilink.optimize.state`",
+        )
+    )
+    reference = statistics.median(samples["reference"])
+    everything = statistics.median(samples["everything"])
+    bench.report.rows.append(
+        Row(
+            "`import fermilink_state` and touch every public name",
+            reference,
+            everything,
+            "every library module loaded (what `import fermilink_state` defers)",
+            compares="ours loads more than the reference's one module",
+        )
+    )
+    ratio = ours / reference
+    bench.report.targets.append(
+        Target(
+            "import time against the reference",
+            f"≤ 1.5{X} `import fermilink.optimize.state`, interleaved runs",
+            ratio,
+            1.5,
+            at_least=False,
+            shown=f"{fmt_ratio(ratio)} ({ours * 1e3:.1f} vs {reference * 1e3:.1f} ms)",
+        )
+    )
+    bench.report.targets.append(
+        Target(
+            "import time",
+            "< 60 ms, importing no pytest",
+            float("inf") if pytest_loaded else ours * 1e3,
+            60.0,
+            at_least=False,
+            shown=f"{ours * 1e3:.1f} ms, " + ("pytest IMPORTED" if pytest_loaded else "no pytest"),
+        )
+    )
+
+
+def seeding(bench: Bench) -> None:
+    """A seeded project, as the plugin's ``seeded_project`` sets it up."""
+    bench.progress("seeded project setup")
+    try:
+        from fermilink_state.testing import _project
+    except ImportError:
+        bench.report.notes.append(
+            "seeded project: fermilink_state.testing._project does not exist yet"
+        )
+        return
+    seed: Callable[[Path], object] | None = getattr(_project, "seed_project", None)
+    if seed is None:
+        bench.report.notes.append(
+            "seeded project: fermilink_state.testing._project has no seed_project"
+        )
+        return
+    folder = bench.subfolder("seeded")
+    numbers = itertools.count()
+
+    def fresh_root() -> Path:
+        root = folder / str(next(numbers))
+        root.mkdir()
+        return root
+
+    costs = interleaved(
+        {
+            "reference": lambda: reference_seed(bench.reference, fresh_root()),
+            "ours": lambda: seed(fresh_root()),
+        },
+        rounds=bench.plan.rounds,
+        repeat={"reference": 20, "ours": 20},
+    )
+    bench.report.rows.append(
+        Row(
+            "`seed_project` (memory, ledger + baseline row, state), fsync off",
+            costs["reference"],
+            costs["ours"],
+            "reference: the same files through its own functions",
+            compares="ours fsync off (as in test suites), the reference unsynced: the same work",
+        )
+    )
+    per_test(bench)
+
+
+_SEEDED_TESTS: Final = """
+import pytest
+
+@pytest.mark.parametrize("number", range({count}))
+def test_it({fixture}, number):
+    pass
+"""
+
+
+def per_test(bench: Bench) -> None:
+    """What ``seeded_project`` adds to a test over ``tmp_path``: pytest runs, interleaved."""
+    count = bench.plan.seeded_tests
+    bench.progress(f"seeded_project vs tmp_path, {count} tests a run")
+    folder = bench.subfolder("per-test")
+    for fixture in ("tmp_path", "seeded_project"):
+        (folder / f"test_{fixture}.py").write_text(
+            _SEEDED_TESTS.format(count=count, fixture=fixture), encoding="utf-8"
+        )
+    samples: dict[str, list[float]] = {"tmp_path": [], "seeded_project": []}
+    for number in range(bench.plan.seeded_rounds):
+        order = list(samples) if number % 2 == 0 else list(samples)[::-1]
+        for fixture in order:
+            samples[fixture].append(_pytest_seconds(folder, f"test_{fixture}.py"))
+    added = (
+        statistics.median(samples["seeded_project"]) - statistics.median(samples["tmp_path"])
+    ) / count
+    bench.report.targets.append(
+        Target(
+            "`seeded_project` per test",
+            "adds ≤ 0.3 ms per test over `tmp_path` (fsync off, as in test suites)",
+            added * 1e3,
+            0.3,
+            at_least=False,
+            shown=f"{added * 1e3:+.2f} ms a test ({count} tests a run, "
+            f"{bench.plan.seeded_rounds} interleaved runs each)",
+        )
+    )
+
+
+def _pytest_seconds(folder: Path, module: str) -> float:
+    env = {**os.environ, "FERMILINK_STATE_FSYNC": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    began = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "fermilink_state",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "-o",
+            "addopts=",
+            module,
+        ],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return time.perf_counter() - began
+
+
+_IMPORT_PROBE: Final = (
+    "import json, sys, time\n"
+    "began = time.perf_counter()\n"
+    "import {module} as probed\n"
+    "{touch}"
+    "print(json.dumps([time.perf_counter() - began, 'pytest' in sys.modules]))\n"
+)
+_TOUCH_ALL: Final = "[getattr(probed, name) for name in probed.__all__]\n"
+LIBRARIES_BY_SIDE: Final = {"reference": work.REFERENCE_MODULE, "ours": work.OURS_MODULE}
+
+
+def import_seconds(module: str, *, touch_all: bool = False) -> tuple[float, bool]:
+    """Seconds to import ``module`` in a fresh interpreter, and whether pytest came along.
+
+    ``touch_all``: also look up every name of its ``__all__`` (which loads
+    every module a lazy package defers).
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # users import from bytecode caches
+    probe = _IMPORT_PROBE.format(module=module, touch=_TOUCH_ALL if touch_all else "")
+    output = subprocess.run(
+        [sys.executable, "-c", probe],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    seconds, with_pytest = json.loads(output)
+    return float(seconds), bool(with_pytest)
+
+
+def reference_seed(reference: ModuleType, root: Path) -> None:
+    """The files ``seeded_project`` creates, made with the reference's functions."""
+    reference.ensure_optimize_root(root)
+    reference.ensure_memory_file(
+        reference.memory_path(root),
+        package_id="demo_package",
+        benchmark_id="demo_benchmark",
+        benchmark_rel="benchmark.yaml",
+        optimize_branch="fermilink-optimize/demo",
+    )
+    results = reference.results_path(root)
+    reference.ensure_results_file(results)
+    reference.append_result(
+        results,
+        iteration=0,
+        commit="baseline",
+        status="baseline",
+        primary_metric_name="runtime_s",
+        primary_metric_value=1.0,
+        description="baseline",
+    )
+    reference.write_state(reference.state_path(root), {"iteration": 0, "status": "running"})
