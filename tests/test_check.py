@@ -279,6 +279,5 @@ def test_problems_deep_in_a_long_ledger_are_found_by_their_line(campaign: Path) 
     assert found == [
         (30_002, "malformed row"),
         (40_002, "a second header line"),
-        (50_002, "malformed row"),
-        (50_002, "the last row has no line ending"),
+        (50_002, "the last line has no line ending and is no row"),  # debris of a crash
     ]

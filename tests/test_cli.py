@@ -283,7 +283,7 @@ def test_check_finds_a_state_that_claims_what_the_ledger_lacks(campaign: Path) -
     lines = result.stdout.splitlines()
     assert "claims iteration 9, which the ledger results.tsv lacks" in lines[0]
     assert "names incumbent commit 'c0009'" in lines[1]
-    assert lines[-1].startswith("2 problem(s) in ")
+    assert lines[-1].startswith("2 problems in ")
 
 
 def test_check_counts_the_crash_debris(campaign: Path) -> None:
