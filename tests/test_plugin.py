@@ -511,5 +511,5 @@ def test_report_header_names_version_and_lock_backend(
     pytester.makepyfile("def test_one():\n    pass\n")
     result = pytester.runpytest("-p", "fermilink_state")
     result.stdout.fnmatch_lines(
-        [f"fermilink-state {fermilink_state.__version__}, lock backend: {backend}"]
+        [f"fermilink-state {fermilink_state.__version__}, lock backend: {backend} (*)"]
     )

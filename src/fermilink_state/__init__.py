@@ -18,6 +18,8 @@ from fermilink_state._clock import utc_now_z
 from fermilink_state._document import MemoryDocument, edit_memory, parse_memory, read_memory
 from fermilink_state._errors import (
     RunLockHeld,
+    RunLockLost,
+    RunLockTakeoverWarning,
     StateCorruptError,
     StateCorruptWarning,
     StateError,
@@ -92,7 +94,13 @@ from fermilink_state._layout import (
     worker_benchmark_path,
     worker_memory_path,
 )
-from fermilink_state._locking import lock_backend, lock_path_for, locked
+from fermilink_state._locking import (
+    LockBackend,
+    choose_lock_backend,
+    lock_backend,
+    lock_path_for,
+    locked,
+)
 from fermilink_state._memory import (
     archive_worker_memory,
     ensure_memory_file,
@@ -147,7 +155,7 @@ def __getattr__(name: str) -> str:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-for _public in (ResultRow, RunLockStatus):
+for _public in (LockBackend, ResultRow, RunLockStatus):
     _public.__module__ = __name__
 del _public
 
@@ -181,10 +189,13 @@ __all__ = [
     "STATE_FILENAME",
     "WORKER_BENCHMARK_FILENAME",
     "WORKER_MEMORY_FILENAME",
+    "LockBackend",
     "MemoryDocument",
     "ResultRow",
     "RunLockHeld",
+    "RunLockLost",
     "RunLockStatus",
+    "RunLockTakeoverWarning",
     "StateCorruptError",
     "StateCorruptWarning",
     "StateError",
@@ -204,6 +215,7 @@ __all__ = [
     "atomic_write_text",
     "autogen_root",
     "best_result",
+    "choose_lock_backend",
     "clear_run_lock",
     "default_program_path",
     "edit_memory",

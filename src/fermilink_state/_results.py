@@ -19,6 +19,7 @@ from fermilink_state._errors import (
     StateCorruptWarning,
     explain_write_error,
 )
+from fermilink_state._fencing import check_fence
 from fermilink_state._locking import locked
 
 RESULTS_HEADER: Final = (
@@ -140,6 +141,7 @@ def _require_folder(path: Path) -> None:
 
 
 def _append_locked(path: Path, rows_text: str) -> None:
+    check_fence(path)  # a run-lock holder that lost the campaign appends nothing
     # One O_APPEND write per call: readers never see half a batch from us.
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
