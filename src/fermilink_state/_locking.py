@@ -240,6 +240,22 @@ def _acquire_persistent(lock: BaseFileLock, wait: float) -> None:
             if remaining <= _HOLDER_CHECK_INTERVAL:
                 raise
             break_dead_local_claims(lock)
+        except OSError as error:
+            if not _is_fuse_hidden_entry(error):
+                raise
+            if remaining <= 0:
+                raise _timeout_error()(lock.lock_file) from error
+            time.sleep(POLL_INTERVAL)
+
+
+def _is_fuse_hidden_entry(error: OSError) -> bool:
+    # A FUSE filesystem renames a file that is unlinked while still open to
+    # .fuse_hiddenNNNN until it is closed (NFS does the same with .nfsNNNN,
+    # which filelock already allows). In the claims folder that is a claim
+    # being withdrawn while a peer reads it: gone in a moment. filelock
+    # refuses the entry before it publishes anything, so a retry is safe.
+    claim = getattr(error, "claim_name", None)
+    return isinstance(claim, str) and claim.startswith(".fuse_hidden")
 
 
 def locked(path: Path, *, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
