@@ -152,6 +152,14 @@ def lock_path_for(path: Path, backend: LockBackendName | None = None) -> Path:
     return path.with_name(path.name + LOCK_SUFFIXES[name])
 
 
+def is_lock_file(name: str) -> bool:
+    """Whether a file or folder name belongs to a lock of any backend (not to data)."""
+    return name.endswith(_LOCK_NAME_ENDINGS)
+
+
+_LOCK_NAME_ENDINGS: Final = (*LOCK_SUFFIXES.values(), ".strict-lock.filelock")
+
+
 @functools.cache
 def _lock_class(backend: str) -> type[BaseFileLock]:
     # filelock is imported on first use: it is most of this package's import
