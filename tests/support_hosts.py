@@ -24,6 +24,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ RESULTS_HEADER_LINE: Final = (
     "iteration\tcommit\tstatus\tprimary_metric_name\tprimary_metric_value\tdescription"
 )
 EDIT_PREFIX: Final = "- edit "
+LOSS_KINDS: Final = ("lost_rows", "duplicate_rows", "torn_rows", "lost_events", "lost_edits")
 
 
 def unavailable_reason() -> str | None:
@@ -222,24 +224,19 @@ def commit_name(host: str, writer: int, iteration: int) -> str:
 
 @dataclass
 class HostLosses:
-    """Per-kind loss counts of a two-host stress run; all must be 0."""
+    """Loss counts of a two-host stress run by kind (all must be 0), and what was lost."""
 
-    lost_rows: int = 0
-    duplicate_rows: int = 0
-    torn_rows: int = 0
-    lost_events: int = 0
-    lost_edits: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
     details: list[str] = field(default_factory=list)
 
-    def counts(self) -> dict[str, int]:
-        """The counts by name."""
-        return {
-            "lost_rows": self.lost_rows,
-            "duplicate_rows": self.duplicate_rows,
-            "torn_rows": self.torn_rows,
-            "lost_events": self.lost_events,
-            "lost_edits": self.lost_edits,
-        }
+    def lose(self, kind: str, detail: str) -> None:
+        """Count one loss of ``kind`` and say which record it was."""
+        self.counts[kind] += 1
+        self.details.append(detail)
+
+    def total(self) -> int:
+        """Every loss, all kinds together."""
+        return sum(self.counts.values())
 
 
 def count_host_losses(folder: Path, commits: Sequence[str]) -> HostLosses:
@@ -249,41 +246,33 @@ def count_host_losses(folder: Path, commits: Sequence[str]) -> HostLosses:
     commit cell is one of ``commits``; an event is the ``(<commit>, `` of the
     progress log; an edit is the line ``- edit <commit>``.
     """
-    losses = HostLosses()
+    losses = HostLosses(Counter(dict.fromkeys(LOSS_KINDS, 0)))
     text = (folder / "results.tsv").read_bytes().decode("utf-8", errors="replace")
     lines = text.split("\n")
     if lines[-1] != "":
-        losses.torn_rows += 1
-        losses.details.append(f"results.tsv ends without a newline: {lines[-1][:80]!r}")
+        losses.lose("torn_rows", f"results.tsv ends without a newline: {lines[-1][:80]!r}")
     lines = lines[:-1]
     if not lines or lines[0] != RESULTS_HEADER_LINE:
-        losses.torn_rows += 1
-        losses.details.append("results.tsv: header missing")
+        losses.lose("torn_rows", "results.tsv: header missing")
     wanted = set(commits)
-    seen: dict[str, int] = {}
+    seen: Counter[str] = Counter()
     for number, line in enumerate(lines[1:], start=2):
         cells = line.split("\t")
         if len(cells) != 6 or cells[1] not in wanted or not cells[0].isdigit():
-            losses.torn_rows += 1
-            losses.details.append(f"results.tsv:{number}: torn {line[:80]!r}")
+            losses.lose("torn_rows", f"results.tsv:{number}: torn {line[:80]!r}")
             continue
-        seen[cells[1]] = seen.get(cells[1], 0) + 1
+        seen[cells[1]] += 1
     memory = (folder / "memory.md").read_bytes().decode("utf-8", errors="replace")
     memory_lines = set(memory.split("\n"))
     for commit in commits:
-        found = seen.get(commit, 0)
-        if found == 0:
-            losses.lost_rows += 1
-            losses.details.append(f"row {commit} lost")
-        elif found > 1:
-            losses.duplicate_rows += 1
-            losses.details.append(f"row {commit} written {found} times")
-        if memory.count(f"({commit}, ") != 2:  # the progress log and the outcome section
-            losses.lost_events += 1
-            losses.details.append(f"event {commit} found {memory.count(f'({commit}, ')}/2 times")
+        if seen[commit] != 1:
+            kind = "lost_rows" if seen[commit] == 0 else "duplicate_rows"
+            losses.lose(kind, f"row {commit} written {seen[commit]} times")
+        events = memory.count(f"({commit}, ")
+        if events != 2:  # one in the progress log, one in the outcome's section
+            losses.lose("lost_events", f"event {commit} found {events}/2 times")
         if f"{EDIT_PREFIX}{commit}" not in memory_lines:
-            losses.lost_edits += 1
-            losses.details.append(f"edit {commit} lost")
+            losses.lose("lost_edits", f"edit {commit} lost")
     return losses
 
 
