@@ -115,3 +115,16 @@ def test_a_folder_on_a_shared_filesystem_gets_a_strict_lock(
     lock = _locking.file_lock(tmp_path / "results.tsv")
     assert type(lock).__name__ == "StrictSoftFileLock"
     assert lock.lock_file.endswith("results.tsv.strict-lock")
+
+
+@pytest.mark.usefixtures("fresh_cache")
+def test_a_lock_chosen_before_its_folder_exists_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "later" / "results.tsv"
+    assert type(_locking.file_lock(target)).__name__ == "UnixFileLock"
+    (tmp_path / "later").mkdir()
+    monkeypatch.setattr(
+        _locking, "filesystem_of", lambda folder: _filesystems.Filesystem("nfs", True)
+    )
+    assert type(_locking.file_lock(target)).__name__ == "StrictSoftFileLock"

@@ -50,6 +50,9 @@ POLL_INTERVAL: Final = 0.01
 # and to name another host's in its timeout error.
 _HOLDER_CHECK_INTERVAL: Final = 1.0
 
+# The lock classes whose hold is a file, which a dead holder leaves behind.
+_OUTLIVE_THEIR_HOLDER: Final = frozenset({"StrictSoftFileLock", "SoftFileLock"})
+
 _locks: dict[tuple[str, str], BaseFileLock] = {}
 # The same objects keyed by the caller's absolute path and the override: a
 # lookup that skips building the lock path and probing the filesystem (an
@@ -194,6 +197,10 @@ def file_lock(path: Path) -> BaseFileLock:
         return lock
     backend = lock_backend(raw)
     lock_file = os.path.abspath(lock_path_for(Path(raw), backend))
+    if not os.path.isdir(os.path.dirname(lock_file)):
+        # No folder, no filesystem to judge (and no lock file to make): a lock
+        # chosen now would be kept after the folder appears, maybe on NFS.
+        return _lock_class(backend)(lock_file)
     with _locks_guard:
         lock = _locks.get((lock_file, backend))
         if lock is None:
@@ -216,10 +223,10 @@ class _Held:
     def __enter__(self) -> None:
         lock = self._lock
         try:
-            if lock.__class__.__name__ == "UnixFileLock":
-                lock.acquire(timeout=self._wait, poll_interval=POLL_INTERVAL)
-            else:
+            if type(lock).__name__ in _OUTLIVE_THEIR_HOLDER:
                 _acquire_persistent(lock, self._wait)
+            else:
+                lock.acquire(timeout=self._wait, poll_interval=POLL_INTERVAL)
         except _timeout_error():
             raise StateLockTimeout(lock.lock_file, self._wait, describe_holders(lock)) from None
         except OSError as error:  # e.g. a read-only folder: the lock file cannot be made
