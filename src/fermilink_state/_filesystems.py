@@ -71,6 +71,16 @@ _SHARED_MAGIC: Final = {
     0x786F4256: "vboxsf",
 }
 
+# A few local ones, so that a message can name them.
+_LOCAL_MAGIC: Final = {
+    0xEF53: "ext4",
+    0x58465342: "xfs",
+    0x9123683E: "btrfs",
+    0x01021994: "tmpfs",
+    0x794C7630: "overlay",
+    0x2FC12FC1: "zfs",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Filesystem:
@@ -143,4 +153,4 @@ def _statfs_type(folder: str) -> str | None:
         return None
     # f_type is the first member on every Linux ABI (a long, or an int on 32-bit).
     magic = ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
-    return _SHARED_MAGIC.get(magic, f"0x{magic:x}")
+    return _SHARED_MAGIC.get(magic) or _LOCAL_MAGIC.get(magic, f"0x{magic:x}")
