@@ -157,7 +157,6 @@ def test_a_released_lock_fences_nothing_and_counts_again_from_one(campaign: Camp
 
 def test_generation_counts_up_over_a_stale_lock(campaign: Campaign) -> None:
     lock_file = fs.run_lock_path(campaign.root)
-    fs.write_run_lock(lock_file, {"pid": 4242, "hostname": "gone", "generation": 41})
     fs.write_run_lock(
         lock_file,
         {

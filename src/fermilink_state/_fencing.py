@@ -122,18 +122,30 @@ def verify(held: HeldRunLock) -> None:
     if held.lost is not None:
         raise held.fail(held.lost)
     started = time.monotonic()
-    try:
-        with open(held.lock_path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise held.fail("the run lock file was removed (unlock --force?)") from None
-    except OSError as error:
-        raise held.fail(f"the run lock file could not be read ({error})") from None
-    if not held.names_us(data):
-        raise held.fail("another process took the run lock over")
+    data = _read(held)
+    if data is None or not held.names_us(data):
+        # On NFS and FUSE a file being replaced can look missing for an instant
+        # (the old one is renamed aside first): only a read under the run
+        # lock's file lock, which every writer of the run lock holds, decides.
+        from fermilink_state._locking import locked
+
+        with locked(Path(held.lock_path)):
+            data = _read(held)
+        if data is None:
+            raise held.fail("the run lock file was removed (unlock --force?) or is unreadable")
+        if not held.names_us(data):
+            raise held.fail("another process took the run lock over")
     held.expected = data
     if started - held.renewed_at > held.lease / 2:
         # The renewal thread fell behind (this process was paused?): other
         # hosts may judge the lease expired any moment. Renew before writing,
         # under the lock file a takeover also holds, so one of us wins.
         held.renew(held)
+
+
+def _read(held: HeldRunLock) -> bytes | None:
+    try:
+        with open(held.lock_path, "rb") as handle:
+            return handle.read()
+    except OSError:  # missing, or ESTALE mid-replace on NFS: judged under the lock
+        return None
