@@ -290,3 +290,21 @@ def test_run_lock_lost_pickles() -> None:
     error = fs.RunLockLost("/x/run.lock.json", 3, "another process took the run lock over")
     copy = pickle.loads(pickle.dumps(error))
     assert (type(copy), copy.generation, str(copy)) == (fs.RunLockLost, 3, str(error))
+
+
+def test_a_lock_that_looks_missing_for_an_instant_is_read_again_under_its_lock(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a FUSE or NFS client shows while another process replaces the file.
+    fs.acquire_run_lock(campaign.root)
+    real_read = _fencing._read
+    reads: list[bytes | None] = []
+
+    def missing_once(held: _fencing.HeldRunLock) -> bytes | None:
+        reads.append(None if not reads else real_read(held))
+        return reads[-1]
+
+    monkeypatch.setattr(_fencing, "_read", missing_once)
+    fs.append_result(campaign.results, **ROW)
+    assert len(reads) == 2
+    assert fs.read_results(campaign.results)[-1].commit == "late"
