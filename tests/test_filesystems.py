@@ -112,7 +112,7 @@ def test_a_folder_on_a_shared_filesystem_gets_a_strict_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        _locking, "filesystem_of", lambda folder: _filesystems.Filesystem("lustre", True)
+        _filesystems, "filesystem_of", lambda folder: _filesystems.Filesystem("lustre", True)
     )
     lock = _locking.file_lock(tmp_path / "results.tsv")
     assert type(lock).__name__ == "StrictSoftFileLock"
@@ -127,6 +127,6 @@ def test_a_lock_chosen_before_its_folder_exists_is_not_kept(
     assert type(_locking.file_lock(target)).__name__ == "UnixFileLock"
     (tmp_path / "later").mkdir()
     monkeypatch.setattr(
-        _locking, "filesystem_of", lambda folder: _filesystems.Filesystem("nfs", True)
+        _filesystems, "filesystem_of", lambda folder: _filesystems.Filesystem("nfs", True)
     )
     assert type(_locking.file_lock(target)).__name__ == "StrictSoftFileLock"
