@@ -136,9 +136,10 @@ class Agent:
     @classmethod
     def start(cls, host: str, mount: Path, env: dict[str, str]) -> Agent:
         """Run this file as an agent in a new UTS namespace named ``host``."""
-        environment = {**os.environ, **env}
-        # The choice of lock backend is under test: no override.
+        # The choice of lock backend is under test: no override unless asked.
+        environment = {**os.environ}
         environment.pop("FERMILINK_STATE_LOCK", None)
+        environment.update(env)
         environment["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).parent), *filter(None, [environment.get("PYTHONPATH")])]
         )

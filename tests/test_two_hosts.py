@@ -72,10 +72,12 @@ def _commits_in_ledger(folder: Path) -> list[str]:
     return [line.split("\t")[1] for line in lines[1:] if line]
 
 
-def run_writers(hosts: TwoHosts, writers: int, iterations: int) -> HostLosses:
+def run_writers(
+    hosts: TwoHosts, writers: int, iterations: int, env: dict[str, str] | None = None
+) -> HostLosses:
     """``writers`` processes per host, each writing ``iterations`` row+event+edit."""
     seed_campaign(hosts.source / PROJECT)
-    agents = [(host, hosts.agent(host)) for host in (0, 1) for _ in range(writers)]
+    agents = [(host, hosts.agent(host, env)) for host in (0, 1) for _ in range(writers)]
     start = time.time() + 0.5
     for number, (host, agent) in enumerate(agents):
         agent.send(
@@ -103,8 +105,10 @@ def test_each_host_chooses_the_strict_lock_by_itself(hosts: TwoHosts) -> None:
     assert "fuse" in answer["reason"]
 
 
-def test_two_hosts_lose_nothing(hosts: TwoHosts) -> None:
-    losses = run_writers(hosts, writers=2, iterations=8)
+@pytest.mark.parametrize("backend", ["", "soft"], ids=["chosen", "soft"])
+def test_two_hosts_lose_nothing(hosts: TwoHosts, backend: str) -> None:
+    env = {"FERMILINK_STATE_LOCK": backend} if backend else None
+    losses = run_writers(hosts, writers=2, iterations=8, env=env)
     assert losses.total() == 0, (dict(losses.counts), losses.details[:20])
 
 
