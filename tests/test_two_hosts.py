@@ -8,6 +8,7 @@ itself.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import fermilink_state as fs
 from support_concurrency import seed_campaign
 from support_hosts import (
     HOST_NAMES,
+    Agent,
     HostLosses,
     TwoHosts,
     commit_name,
@@ -60,11 +62,26 @@ def _renewed_at(lock_file: Path) -> float:
 
 
 def _after_a_renewal(lock_file: Path) -> None:
-    # A holder killed or stopped while it renews would keep the run lock's
-    # file lock (a strict lock is never broken by age): strike just after one.
     first = _renewed_at(lock_file)
     wait_for(lambda: _renewed_at(lock_file) != first, 10 * LEASE, "a lease renewal")
     time.sleep(LEASE / 20)
+
+
+def _stop_between_renewals(holder: Agent, lock_file: Path) -> None:
+    """SIGSTOP ``holder`` while it holds no file lock on the run lock.
+
+    A holder killed or stopped while it renews would keep the run lock's
+    strict file lock (never broken by age): strike just after a renewal, and
+    strike again if its claim is still there.
+    """
+    claims = Path(f"{lock_file}.strict-lock.filelock") / "claims"
+    for _ in range(20):
+        _after_a_renewal(lock_file)
+        holder.signal(signal.SIGSTOP)
+        if not any(name.endswith(".claim") for name in os.listdir(claims)):
+            return
+        holder.signal(signal.SIGCONT)
+    raise AssertionError("the holder was renewing at every try")
 
 
 def _commits_in_ledger(folder: Path) -> list[str]:
@@ -124,7 +141,7 @@ def test_killed_holders_lease_is_taken_over_from_the_other_host(hosts: TwoHosts)
     holder = hosts.agent(0, LEASE_ENV)
     taker = hosts.agent(1, LEASE_ENV)
     assert holder.ask("acquire", root=_root(hosts, 0), payload={"who": "a"})["won"]
-    _after_a_renewal(_lock_file(hosts))
+    _stop_between_renewals(holder, _lock_file(hosts))
     holder.signal(signal.SIGKILL)
     holder.process.wait(30)
 
@@ -151,8 +168,7 @@ def test_stopped_holder_is_fenced_when_it_resumes(hosts: TwoHosts) -> None:
     taker = hosts.agent(1, LEASE_ENV)
     assert holder.ask("acquire", root=_root(hosts, 0))["won"]
     assert holder.ask("append", root=_root(hosts, 0), commit="a-1") == {"appended": "a-1"}
-    _after_a_renewal(_lock_file(hosts))
-    holder.signal(signal.SIGSTOP)
+    _stop_between_renewals(holder, _lock_file(hosts))
     try:
         holder.send("append", root=_root(hosts, 0), commit="a-2")  # runs on resume
         time.sleep(LEASE + 1.0)
