@@ -346,7 +346,17 @@ def _op_append(command: dict[str, Any]) -> dict[str, Any]:
         )
     except fs.RunLockLost as error:
         return {"lost": str(error)}
+    except fs.StateLockTimeout as error:
+        return {"timeout": str(error)}
     return {"appended": command["commit"]}
+
+
+def _op_hold_file_lock(command: dict[str, Any]) -> dict[str, Any]:
+    import fermilink_state as fs
+
+    # Entered and never left: the agent is killed holding it.
+    fs.locked(fs.results_path(_campaign(command["root"]))).__enter__()
+    return {"held": True}
 
 
 def _op_status(command: dict[str, Any]) -> dict[str, Any]:
@@ -376,6 +386,7 @@ _OPS: Final = {
     "append": _op_append,
     "status": _op_status,
     "backend": _op_backend,
+    "hold_file_lock": _op_hold_file_lock,
 }
 
 

@@ -136,6 +136,31 @@ def test_two_hosts_four_writers_each_lose_nothing_stress(hosts: TwoHosts) -> Non
     assert losses.total() == 0, (dict(losses.counts), losses.details[:20])
 
 
+def test_a_dead_hosts_file_lock_is_reported_and_never_broken(hosts: TwoHosts) -> None:
+    seed_campaign(hosts.source / PROJECT)
+    holder = hosts.agent(0)
+    waiter = hosts.agent(1, {"FERMILINK_STATE_LOCK_TIMEOUT": "2.5"})
+    assert holder.ask("hold_file_lock", root=_root(hosts, 0)) == {"held": True}
+    pid = holder.process.pid
+    holder.signal(signal.SIGKILL)  # the host "crashes" holding the ledger's lock
+    holder.process.wait(30)
+
+    answer = waiter.ask("append", root=_root(hosts, 1), commit="b-1")
+    message = answer.get("timeout", "")
+    assert f"held by pid {pid} on host 'host-a'" in message, answer
+    assert "claimed " in message
+    assert "by deleting" in message
+    claims = Path(fs.optimize_root(hosts.source / PROJECT), "results.tsv.strict-lock.filelock")
+    left = sorted(path.name for path in (claims / "claims").iterdir())
+    assert left, "a foreign claim was broken"
+    assert all(name in message for name in left)
+    assert _commits_in_ledger(fs.optimize_root(hosts.source / PROJECT)) == []
+
+    for name in left:  # what the message says to do once the host is known dead
+        (claims / "claims" / name).unlink()
+    assert waiter.ask("append", root=_root(hosts, 1), commit="b-1") == {"appended": "b-1"}
+
+
 def test_killed_holders_lease_is_taken_over_from_the_other_host(hosts: TwoHosts) -> None:
     fs.ensure_optimize_root(hosts.source / PROJECT)
     holder = hosts.agent(0, LEASE_ENV)
