@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from fermilink_state._errors import RunLockLost
 
@@ -144,8 +145,21 @@ def verify(held: HeldRunLock) -> None:
 
 
 def _read(held: HeldRunLock) -> bytes | None:
+    # os.open + os.read: half the cost of open().read() for this small file,
+    # and every fenced write pays it.
     try:
-        with open(held.lock_path, "rb") as handle:
-            return handle.read()
+        fd = os.open(held.lock_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:  # missing, or ESTALE mid-replace on NFS: judged under the lock
         return None
+    try:
+        pieces = []
+        while piece := os.read(fd, _READ_SIZE):
+            pieces.append(piece)
+        return b"".join(pieces)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+_READ_SIZE: Final = 65536
