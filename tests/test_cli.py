@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+import fermilink_state as fs
 from campaign_builder import (
     cli_command,
     live_run_lock,
@@ -117,6 +119,22 @@ def test_status_json_has_the_same_facts(campaign: Path) -> None:
     assert payload["run_lock"]["state"] == "inactive"
     assert [row["iteration"] for row in payload["recent"]] == [0, 1, 2, 3, 4, 5]
     assert payload["recent"][3]["primary_metric_value"] == "nan"
+
+
+@pytest.mark.parametrize("backend", ["", "strict"])
+def test_status_names_the_file_lock_backend_and_why(campaign: Path, backend: str) -> None:
+    env = {**os.environ, "FERMILINK_STATE_LOCK": backend}
+    text = run_cli("status", campaign, env=env).stdout.splitlines()
+    payload = json.loads(run_cli("status", campaign, "--json", env=env).stdout)["lock_backend"]
+    expected = fs.choose_lock_backend(campaign / ".fermilink-optimize") if not backend else None
+    if expected is None:
+        assert (payload["name"], payload["reason"]) == (
+            "strict",
+            "set by FERMILINK_STATE_LOCK=strict",
+        )
+    else:
+        assert (payload["name"], payload["reason"]) == (expected.name, expected.reason)
+    assert f"file locks {payload['name']} ({payload['reason']})" in text
 
 
 def test_status_tail_limits_the_last_results(campaign: Path) -> None:

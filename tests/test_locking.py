@@ -5,6 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -479,3 +481,97 @@ def test_append_into_a_missing_folder_says_what_to_do(tmp_path: Path) -> None:
         fs.append_result(target, **ROW)
     assert str(target) in str(caught.value)
     assert "ensure_optimize_root" in str(caught.value)
+
+
+# -- backends: switching, the strict lock, dead holders ----------------------------
+
+
+@pytest.mark.parametrize(
+    "order", [("flock", "soft", "strict", "flock"), ("strict", "soft", "flock")]
+)
+def test_switching_backends_never_waits_for_the_other_backends_files(
+    order: tuple[str, ...], campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each backend leaves its own lock files behind (flock's empty *.lock, the
+    # strict sentinel and claims folder): the next backend must not read them as held.
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "1")
+    for number, backend in enumerate(order):
+        monkeypatch.setenv("FERMILINK_STATE_LOCK", backend)
+        fs.append_result(campaign.results, **{**ROW, "iteration": number})
+        _edit(campaign.memory)
+    assert [row.iteration for row in fs.read_results(campaign.results)] == list(range(len(order)))
+
+
+def test_strict_lock_excludes_another_process(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", "strict")
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "0.5")
+    before = campaign.results.read_bytes()
+    with lock_held_elsewhere(campaign.results), pytest.raises(fs.StateLockTimeout) as caught:
+        fs.append_result(campaign.results, **ROW)
+    assert campaign.results.read_bytes() == before
+    assert caught.value.lock_file.endswith("results.tsv.strict-lock")
+    assert "on this host" in caught.value.holders
+
+
+_STRICT_HOLDER: str = """
+import sys
+from pathlib import Path
+import filelock._soft._strict._claims as claims
+if sys.argv[2] != "-":
+    claims.host_name = lambda: sys.argv[2]  # the claim says it comes from that host
+from fermilink_state import locked
+with locked(Path(sys.argv[1]), timeout=30):
+    print("ready", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _strict_holder_killed(target: Path, host: str) -> int:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _STRICT_HOLDER, str(target), host],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "FERMILINK_STATE_LOCK": "strict"},
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    child.kill()
+    child.wait(30)
+    assert child.stdin is not None
+    assert child.stdout is not None
+    child.stdin.close()
+    child.stdout.close()
+    return child.pid
+
+
+def test_a_dead_holder_on_this_host_is_cleared(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", "strict")
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "20")
+    _strict_holder_killed(campaign.results, "-")
+    fs.append_result(campaign.results, **ROW)  # waits ~1 s, then clears the dead claim
+    assert campaign.results.read_text(encoding="utf-8").endswith(format_result_row(**ROW))
+
+
+def test_a_dead_holder_on_another_host_is_reported_never_broken(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", "strict")
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "2.5")
+    pid = _strict_holder_killed(campaign.results, "login-node-7")
+    claims = sorted((campaign.optimize_root / "results.tsv.strict-lock.filelock/claims").iterdir())
+    with pytest.raises(fs.StateLockTimeout) as caught:
+        fs.append_result(campaign.results, **ROW)
+    message = str(caught.value)
+    assert f"held by pid {pid} on host 'login-node-7'" in message
+    assert "claimed " in message
+    assert " s ago" in message
+    assert all(str(claim) in message for claim in claims), message
+    assert sorted(claims[0].parent.iterdir()) == claims, "a foreign claim was broken"
+    for claim in claims:  # what the message tells an operator to do
+        claim.unlink()
+    fs.append_result(campaign.results, **ROW)

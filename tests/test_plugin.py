@@ -503,13 +503,19 @@ def test_frozen_utc_restored_for_the_next_test(pytester: pytest.Pytester) -> Non
     pytester.runpytest("-p", "fermilink_state").assert_outcomes(passed=2)
 
 
-@pytest.mark.parametrize("backend", ["flock", "soft"])
+@pytest.mark.parametrize("backend", ["", "flock", "soft", "strict"])
 def test_report_header_names_version_and_lock_backend(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
-    monkeypatch.setenv("FERMILINK_STATE_LOCK", "soft" if backend == "soft" else "")
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", backend)
     pytester.makepyfile("def test_one():\n    pass\n")
-    result = pytester.runpytest("-p", "fermilink_state")
+    result = pytester.runpytest("-p", "fermilink_state", "--basetemp", str(pytester.path / "bt"))
+    # Without the variable: whatever the folder of the test projects is on.
+    expected = fermilink_state.choose_lock_backend(pytester.path)
+    reason = f"set by FERMILINK_STATE_LOCK={backend}" if backend else expected.reason
     result.stdout.fnmatch_lines(
-        [f"fermilink-state {fermilink_state.__version__}, lock backend: {backend}"]
+        [
+            f"fermilink-state {fermilink_state.__version__}, lock backend: "
+            f"{backend or expected.name} ({reason}; for {pytester.path})"
+        ]
     )

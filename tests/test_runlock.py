@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,7 +80,11 @@ def test_acquire_records_who_and_when(project: Path) -> None:
         "hostname": socket.gethostname(),
         "started_at_utc": FROZEN,
         "pid_started_at": fs.process_start_time(os.getpid()),
+        "generation": 1,
+        "lease_seconds": 60.0,
+        "lease_renewed_at": record["lease_renewed_at"],
     }
+    assert abs(record["lease_renewed_at"] - time.time()) < 5
 
 
 def test_recorded_start_time_is_a_float(project: Path) -> None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from fermilink_state._document import MemoryDocument, edit_memory, parse_memory, read_memory
     from fermilink_state._errors import (
         RunLockHeld,
+        RunLockLost,
+        RunLockTakeoverWarning,
         StateCorruptError,
         StateCorruptWarning,
         StateError,
@@ -97,7 +99,13 @@ if TYPE_CHECKING:
         worker_benchmark_path,
         worker_memory_path,
     )
-    from fermilink_state._locking import lock_backend, lock_path_for, locked
+    from fermilink_state._locking import (
+        LockBackend,
+        choose_lock_backend,
+        lock_backend,
+        lock_path_for,
+        locked,
+    )
     from fermilink_state._memory import (
         archive_worker_memory,
         ensure_memory_file,
@@ -153,6 +161,8 @@ _EXPORTS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "fermilink_state._errors": (
         "RunLockHeld",
+        "RunLockLost",
+        "RunLockTakeoverWarning",
         "StateCorruptError",
         "StateCorruptWarning",
         "StateError",
@@ -229,6 +239,8 @@ _EXPORTS: Final[dict[str, tuple[str, ...]]] = {
         "worker_memory_path",
     ),
     "fermilink_state._locking": (
+        "LockBackend",
+        "choose_lock_backend",
         "lock_backend",
         "lock_path_for",
         "locked",
@@ -334,10 +346,13 @@ __all__ = [
     "STATE_FILENAME",
     "WORKER_BENCHMARK_FILENAME",
     "WORKER_MEMORY_FILENAME",
+    "LockBackend",
     "MemoryDocument",
     "ResultRow",
     "RunLockHeld",
+    "RunLockLost",
     "RunLockStatus",
+    "RunLockTakeoverWarning",
     "StateCorruptError",
     "StateCorruptWarning",
     "StateError",
@@ -357,6 +372,7 @@ __all__ = [
     "atomic_write_text",
     "autogen_root",
     "best_result",
+    "choose_lock_backend",
     "clear_run_lock",
     "default_program_path",
     "edit_memory",

@@ -20,6 +20,7 @@ from typing import Final
 
 from fermilink_state import _fileops
 from fermilink_state._errors import explain_write_error
+from fermilink_state._fencing import check_fence
 from fermilink_state._fileops import FSYNC_ENV, fsync_enabled
 from fermilink_state._process import hostname, pid_is_running
 
@@ -133,7 +134,10 @@ def atomic_write_chunks(
     an exception from it removes the temp, leaves ``path`` as it was and
     propagates. With fsync on, the temp's writeback is started first, so a
     slow check (say, a scan of the old bytes) runs while the disk writes.
+    Raises :class:`RunLockLost`, writing nothing, when this process held the
+    run lock of the campaign ``path`` is in and another process took it over.
     """
+    check_fence(path)
     sync = fsync_enabled() if durable is None else durable
     try:
         keep_mode: int | None = os.stat(path).st_mode & 0o7777

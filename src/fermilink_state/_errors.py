@@ -37,21 +37,28 @@ def _rebuild_corrupt(path: str, reason: str, line: int | None) -> StateCorruptEr
 
 
 class StateLockTimeout(StateError, TimeoutError):
-    """Waiting for a campaign file's inter-process lock took longer than allowed."""
+    """Waiting for a campaign file's inter-process lock took longer than allowed.
 
-    def __init__(self, lock_file: str | Path, timeout: float) -> None:
+    ``holders`` describes who held the lock, when that could be read (the
+    ``strict`` backend records pid, host and age of each holder).
+    """
+
+    def __init__(self, lock_file: str | Path, timeout: float, holders: str = "") -> None:
         self.lock_file = str(lock_file)
         self.timeout = timeout
-        super().__init__(
-            f"gave up waiting {timeout:g} s for the lock {self.lock_file}: another process "
-            "holds it; wait for that process, or raise FERMILINK_STATE_LOCK_TIMEOUT "
-            "(seconds). Lock files are never stale: a dead holder's lock is released "
-            "by the operating system (with FERMILINK_STATE_LOCK=soft, delete the file "
-            "if no writer is running)"
+        self.holders = holders
+        remedy = (
+            holders
+            if holders
+            else "another process holds it; wait for that process, or raise "
+            "FERMILINK_STATE_LOCK_TIMEOUT (seconds). An flock lock is released by the "
+            "operating system when its holder dies; a strict or soft lock file is not: "
+            "delete it only if no writer is running"
         )
+        super().__init__(f"gave up waiting {timeout:g} s for the lock {self.lock_file}: {remedy}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.lock_file, self.timeout))
+        return (type(self), (self.lock_file, self.timeout, self.holders))
 
 
 class RunLockHeld(StateError):
@@ -68,6 +75,32 @@ class RunLockHeld(StateError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self.path), self.holder, self.why))
+
+
+class RunLockLost(StateError):
+    """This process held the campaign's run lock, and another holder took it over.
+
+    Raised by a write into the campaign folder (which then writes nothing),
+    after the holder's lease expired (it was paused or cut off) and another
+    process took the lock, or after ``unlock --force`` removed it.
+    """
+
+    def __init__(self, path: str | Path, generation: int, why: str) -> None:
+        self.path = Path(path)
+        self.generation = generation
+        self.why = why
+        super().__init__(
+            f"{self.path}: this process no longer holds the run lock (it held generation "
+            f"{generation}; {why}); nothing was written. Stop this controller: another one "
+            "runs the campaign now"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self.path), self.generation, self.why))
+
+
+class RunLockTakeoverWarning(UserWarning):
+    """A run lock whose lease had expired was taken over (its holder stopped renewing)."""
 
 
 class StateCorruptWarning(UserWarning):

@@ -11,7 +11,7 @@ from fermilink_state._atomic import atomic_write_chunks, atomic_write_text
 from fermilink_state._create import create_if_missing
 from fermilink_state._errors import StateCorruptError
 from fermilink_state._layout import WORKER_MEMORY_FILENAME
-from fermilink_state._locking import locked
+from fermilink_state._locking import lock_path_for, locked
 from fermilink_state._markdown import (
     REFERENCE_LEVELS,
     LineEditor,
@@ -221,7 +221,11 @@ def record_campaign_event(
     Raises :class:`StateCorruptError` and changes nothing if the file is not
     UTF-8.
     """
-    if not path.is_file():
+    if not path.is_file() and not lock_path_for(path).exists():
+        # No memory file (as the reference): nothing recorded, nothing created.
+        # A lock file means our writers use it: on NFS and FUSE a file being
+        # replaced by another host can look missing for an instant, so only a
+        # look under the lock may conclude that it is gone.
         return
     with locked(path):
         try:

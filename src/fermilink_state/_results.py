@@ -24,6 +24,7 @@ from fermilink_state._errors import (
     StateCorruptWarning,
     explain_write_error,
 )
+from fermilink_state._fencing import check_fence
 from fermilink_state._jsonio import quarantine_path
 from fermilink_state._locking import locked
 
@@ -190,6 +191,7 @@ def _make_durable(fd: int, path: Path, *, created: bool) -> None:
 
 def _append_locked(path: Path, rows_text: str) -> tuple[int, bool]:
     """Write the rows (after a repair of a torn tail); return ``(fd, ledger was empty)``."""
+    check_fence(path)  # a run-lock holder that lost the campaign appends nothing
     fd = _fileops.open_file(path, _APPEND_FLAGS, 0o666)
     try:
         size = os.fstat(fd).st_size

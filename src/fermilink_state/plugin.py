@@ -104,11 +104,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """``fermilink-state <version>, lock backend: flock|soft``."""
-    from fermilink_state import __version__
-    from fermilink_state._locking import lock_backend
+    """``fermilink-state <version>, lock backend: <name> (<why>, for <folder>)``.
 
-    return f"fermilink-state {__version__}, lock backend: {lock_backend()}"
+    The folder is where the fixtures make their projects (``--basetemp`` or
+    the system's temp folder), since the backend depends on its filesystem.
+    """
+    import tempfile
+
+    from fermilink_state import __version__
+    from fermilink_state._locking import choose_lock_backend
+
+    basetemp = config.getoption("basetemp", None)
+    folder = Path(basetemp).absolute().parent if basetemp else Path(tempfile.gettempdir())
+    backend = choose_lock_backend(folder)
+    return (
+        f"fermilink-state {__version__}, lock backend: {backend.name} "
+        f"({backend.reason}; for {folder})"
+    )
 
 
 def pytest_assertrepr_compare(

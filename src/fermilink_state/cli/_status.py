@@ -15,6 +15,7 @@ from typing import Any, Final
 from fermilink_state._errors import StateCorruptError
 from fermilink_state._jsonio import read_json_file
 from fermilink_state._layout import OPTIMIZE_DIRNAME, optimize_root, results_path, state_path
+from fermilink_state._locking import LockBackend, choose_lock_backend
 from fermilink_state._results import ACCEPTED_STATUSES, ResultRow
 from fermilink_state._runlock import RunLockStatus, run_lock_status
 from fermilink_state._wording import counted
@@ -95,6 +96,7 @@ class CampaignSummary:
     state: dict[str, Any] | None
     state_problem: str | None = None
     skipped: list[str] = field(default_factory=list)
+    lock_backend: LockBackend | None = None
 
     @property
     def optimize_root(self) -> Path:
@@ -151,6 +153,7 @@ def summarize(
         state=state,
         state_problem=state_problem,
         skipped=skipped,
+        lock_backend=choose_lock_backend(optimize_root(project_root)),
     )
 
 
@@ -188,6 +191,11 @@ def lock_json(status: RunLockStatus) -> dict[str, Any]:
     return {"state": status.state, "reason": status.reason, "holder": jsonable(status.holder)}
 
 
+def backend_json(backend: LockBackend) -> dict[str, Any]:
+    """The file-lock backend part of ``status --json``: its name and why."""
+    return {"name": backend.name, "reason": backend.reason, "filesystem": backend.filesystem}
+
+
 def summary_json(summary: CampaignSummary) -> dict[str, Any]:
     """``status --json``: every field of the summary as strict JSON."""
     return {
@@ -207,6 +215,9 @@ def summary_json(summary: CampaignSummary) -> dict[str, Any]:
         "state": jsonable(summary.state),
         "state_problem": summary.state_problem,
         "skipped": summary.skipped,
+        "lock_backend": None
+        if summary.lock_backend is None
+        else backend_json(summary.lock_backend),
     }
 
 
@@ -255,6 +266,8 @@ def render_summary(summary: CampaignSummary) -> str:
         f"incumbent  {best}",
         f"run lock   {_lock_line(summary.run_lock)}",
     ]
+    if summary.lock_backend is not None:
+        lines.append(f"file locks {summary.lock_backend.name} ({summary.lock_backend.reason})")
     if summary.state_problem:
         lines.append(f"warning    {summary.state_problem}; see `fermilink-state check`")
     if summary.skipped:

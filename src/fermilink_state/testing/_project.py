@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,7 @@ from fermilink_state._layout import (
     PROGRAM_FILENAME,
     RESULTS_FILENAME,
 )
-from fermilink_state._locking import LOCK_SUFFIX, locked
+from fermilink_state._locking import is_lock_file, locked
 from fermilink_state._memory import memory_template
 from fermilink_state._process import hostname, process_start_time
 from fermilink_state._results import (
@@ -39,7 +40,7 @@ from fermilink_state._results import (
     format_result_row,
     read_results,
 )
-from fermilink_state._runlock import RUN_LOCK_SCHEMA_VERSION, write_run_lock
+from fermilink_state._runlock import DEFAULT_LEASE, RUN_LOCK_SCHEMA_VERSION, write_run_lock
 
 DEFAULT_PACKAGE_ID: Final = "demo_package"
 DEFAULT_BENCHMARK_ID: Final = "demo_benchmark"
@@ -139,8 +140,10 @@ class OptimizeProject:
     def snapshot(self, *, include_locks: bool = False) -> Snapshot:
         """Record the bytes of every file under :attr:`root`.
 
-        The ``<file>.lock`` files of the inter-process locks are left out
-        unless ``include_locks``: they appear on first use and stay, empty.
+        The files of the inter-process locks (``<file>.lock``, and for the
+        strict and soft backends ``<file>.strict-lock`` with its ``.filelock``
+        folder, ``<file>.soft-lock``) are left out unless ``include_locks``:
+        they appear on first use and stay.
         """
         return Snapshot.capture(self.root, include_locks=include_locks)
 
@@ -170,9 +173,11 @@ class Snapshot:
         """Read every file under ``root`` (symlinks are not followed)."""
         root = Path(root)
         files: dict[Path, bytes] = {}
-        for folder, _dirs, names in os.walk(root):
+        for folder, folders, names in os.walk(root):
+            if not include_locks:
+                folders[:] = [name for name in folders if not is_lock_file(name)]
             for name in names:
-                if name.endswith(LOCK_SUFFIX) and not include_locks:
+                if is_lock_file(name) and not include_locks:
                     continue
                 path = Path(folder, name)
                 if path.is_symlink():
@@ -535,7 +540,7 @@ class FrozenClock:
         self.stop()
 
 
-def _lock_payload(pid: int) -> dict[str, Any]:
+def _lock_payload(pid: int, lease: float = DEFAULT_LEASE) -> dict[str, Any]:
     # What acquire_run_lock writes, for a pid other than ours.
     return {
         "schema_version": RUN_LOCK_SCHEMA_VERSION,
@@ -543,7 +548,14 @@ def _lock_payload(pid: int) -> dict[str, Any]:
         "hostname": hostname(),
         "started_at_utc": _clock.utc_now_z(),
         "pid_started_at": process_start_time(pid),
+        "generation": 1,
+        "lease_seconds": lease,
+        "lease_renewed_at": time.time(),
     }
+
+
+# The live holder renews nothing: a lease of a day keeps it "active" for any test.
+_LIVE_HOLDER_LEASE: Final = 86400.0
 
 
 def _spawn_idle_process() -> subprocess.Popen[bytes]:
@@ -590,7 +602,7 @@ class LiveRunLockHolder:
         self.project_root = Path(project_root)
         self._process = _spawn_idle_process()
         try:
-            self.payload: dict[str, Any] = _lock_payload(self._process.pid)
+            self.payload: dict[str, Any] = _lock_payload(self._process.pid, _LIVE_HOLDER_LEASE)
             write_run_lock(_layout.run_lock_path(self.project_root), self.payload)
         except BaseException:
             _end_process(self._process)

@@ -1,0 +1,310 @@
+"""The run lock's lease and fencing, in one process and one host.
+
+The same guarantees across two hosts (a killed holder, a stopped holder, a
+race for an expired lease) are in ``test_two_hosts``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fermilink_state as fs
+from fermilink_state import _fencing
+from support_concurrency import Campaign, seed_campaign, state_record
+
+pytestmark = pytest.mark.timeout(60)
+
+ROW: dict[str, Any] = {
+    "iteration": 7,
+    "commit": "late",
+    "status": "accepted",
+    "primary_metric_name": "runtime",
+    "primary_metric_value": 2.0,
+    "description": "written after the lock was lost",
+}
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Iterator[Campaign]:
+    """A seeded campaign; whatever run lock the test took is released after it."""
+    seeded = seed_campaign(tmp_path / "project")
+    try:
+        yield seeded
+    finally:
+        fs.release_run_lock(seeded.root)
+
+
+def _take_over(campaign: Campaign, **changes: object) -> None:
+    # Another controller's acquisition, as it lands on disk.
+    lock_file = fs.run_lock_path(campaign.root)
+    record = json.loads(lock_file.read_bytes())
+    record.update({"pid": 4242, "hostname": "other-node", "generation": 2, **changes})
+    lock_file.write_text(json.dumps(record), encoding="utf-8")
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.endswith("lock") and "run.lock" not in path.name
+    }
+
+
+def _edit(campaign: Campaign) -> None:
+    with fs.edit_memory(campaign.memory) as document:
+        document.append("### Open hypotheses", "- too late")
+
+
+WRITES: dict[str, Callable[[Campaign], object]] = {
+    "append_result": lambda c: fs.append_result(c.results, **ROW),
+    "append_results": lambda c: fs.append_results(c.results, [ROW]),
+    "record_campaign_event": lambda c: fs.record_campaign_event(
+        c.memory,
+        commit="late",
+        primary_metric_name="runtime",
+        primary_metric_value=2.0,
+        status="accepted",
+        description="too late",
+    ),
+    "edit_memory": _edit,
+    "write_state": lambda c: fs.write_state(c.state, state_record(9, 9)),
+    "archive_write": lambda c: fs.atomic_write_text(fs.runs_root(c.root) / "iter_9" / "x", "x"),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES.values()), ids=list(WRITES))
+def test_a_holder_that_lost_the_lock_writes_nothing(
+    write: Callable[[Campaign], object], campaign: Campaign
+) -> None:
+    fs.acquire_run_lock(campaign.root)
+    _take_over(campaign)
+    before = _snapshot(campaign.optimize_root)
+    with pytest.raises(fs.RunLockLost) as caught:
+        write(campaign)
+    assert _snapshot(campaign.optimize_root) == before
+    assert isinstance(caught.value, fs.StateError)
+    assert caught.value.generation == 1
+    assert "nothing was written" in str(caught.value)
+
+
+def test_a_holder_writes_while_the_lock_names_it(campaign: Campaign) -> None:
+    with fs.run_lock(campaign.root):
+        for write in WRITES.values():
+            write(campaign)
+    assert fs.read_results(campaign.results)[-1].commit == "late"
+
+
+def test_a_removed_lock_fences_too(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root)
+    fs.clear_run_lock(fs.run_lock_path(campaign.root))  # unlock --force
+    with pytest.raises(fs.RunLockLost, match="removed"):
+        fs.append_result(campaign.results, **ROW)
+
+
+def test_the_same_pid_with_another_generation_is_not_the_holder(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root)
+    mine = json.loads(fs.run_lock_path(campaign.root).read_bytes())
+    _take_over(campaign, pid=os.getpid(), hostname=mine["hostname"])
+    with pytest.raises(fs.RunLockLost):
+        fs.append_result(campaign.results, **ROW)
+
+
+def test_writes_outside_the_campaign_are_not_fenced(campaign: Campaign, tmp_path: Path) -> None:
+    fs.acquire_run_lock(campaign.root)
+    _take_over(campaign)
+    elsewhere = seed_campaign(tmp_path / "other")
+    fs.append_result(elsewhere.results, **ROW)
+
+
+def test_a_lost_lock_stays_lost(campaign: Campaign) -> None:
+    record = fs.acquire_run_lock(campaign.root)
+    lock_file = fs.run_lock_path(campaign.root)
+    original = lock_file.read_bytes()
+    _take_over(campaign)
+    with pytest.raises(fs.RunLockLost):
+        fs.append_result(campaign.results, **ROW)
+    lock_file.write_bytes(original)  # the old record back does not undo the loss
+    with pytest.raises(fs.RunLockLost):
+        fs.append_result(campaign.results, **ROW)
+    assert record["generation"] == 1
+
+
+def test_release_after_a_loss_leaves_the_new_holders_lock(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root)
+    _take_over(campaign)
+    assert not fs.release_run_lock(campaign.root)
+    assert json.loads(fs.run_lock_path(campaign.root).read_bytes())["hostname"] == "other-node"
+
+
+def test_a_released_lock_fences_nothing_and_counts_again_from_one(campaign: Campaign) -> None:
+    # Release removes the file, and with it the count: the fence also
+    # compares pid and host, so a new holder is never taken for an old one.
+    with fs.run_lock(campaign.root) as first:
+        pass
+    assert _fencing.held_in(campaign.optimize_root) is None
+    fs.write_state(campaign.state, state_record(1, 1))
+    with fs.run_lock(campaign.root) as second:
+        fs.append_result(campaign.results, **ROW)
+    assert (first["generation"], second["generation"]) == (1, 1)
+
+
+def test_generation_counts_up_over_a_stale_lock(campaign: Campaign) -> None:
+    lock_file = fs.run_lock_path(campaign.root)
+    fs.write_run_lock(
+        lock_file,
+        {
+            "pid": 4242,
+            "hostname": "gone",
+            "generation": 41,
+            "lease_seconds": 1.0,
+            "lease_renewed_at": time.time() - 100,
+        },
+    )
+    with pytest.warns(fs.RunLockTakeoverWarning, match="expired"):
+        record = fs.acquire_run_lock(campaign.root)
+    assert record["generation"] == 42
+
+
+# -- the lease ----------------------------------------------------------------
+
+
+@pytest.fixture
+def short_lease(monkeypatch: pytest.MonkeyPatch) -> float:
+    """A 0.6 s lease (renewed every 0.1 s)."""
+    monkeypatch.setenv("FERMILINK_STATE_RUN_LOCK_LEASE", "0.6")
+    return 0.6
+
+
+def test_the_lease_is_renewed_while_the_lock_is_held(
+    campaign: Campaign, short_lease: float
+) -> None:
+    lock_file = fs.run_lock_path(campaign.root)
+    with fs.run_lock(campaign.root) as record:
+        time.sleep(short_lease * 3)
+        status = fs.run_lock_status(campaign.root)
+        renewed = json.loads(lock_file.read_bytes())["lease_renewed_at"]
+    assert record["lease_seconds"] == short_lease
+    assert status.state == "active", status.reason
+    assert status.age is not None
+    assert status.age < short_lease
+    assert renewed > record["lease_renewed_at"] + short_lease
+
+
+def test_renewal_stops_with_the_context(campaign: Campaign, short_lease: float) -> None:
+    with fs.run_lock(campaign.root):
+        pass
+    time.sleep(short_lease / 2)
+    assert not fs.run_lock_path(campaign.root).exists()
+    assert not [name for name in _thread_names() if name.startswith("fermilink-state lease")]
+
+
+def _thread_names() -> list[str]:
+    import threading
+
+    return [thread.name for thread in threading.enumerate()]
+
+
+def test_an_expired_lease_is_stale_even_from_this_host(campaign: Campaign) -> None:
+    lock_file = fs.run_lock_path(campaign.root)
+    fs.write_run_lock(
+        lock_file,
+        {
+            "pid": os.getpid(),
+            "hostname": "elsewhere",
+            "lease_seconds": 60.0,
+            "lease_renewed_at": time.time() - 75,
+        },
+    )
+    status = fs.run_lock_status(campaign.root)
+    assert status.state == "inactive_stale"
+    assert status.age is not None
+    assert 74 < status.age < 80
+    assert "expired 15 s ago" in status.reason
+
+
+def test_a_live_lease_from_another_host_is_active(campaign: Campaign) -> None:
+    fs.write_run_lock(
+        fs.run_lock_path(campaign.root),
+        {
+            "pid": 1,
+            "hostname": "elsewhere",
+            "lease_seconds": 60.0,
+            "lease_renewed_at": time.time() - 5,
+        },
+    )
+    status = fs.run_lock_status(campaign.root)
+    assert status.state == "active"
+    assert "renewed 5 s ago" in status.reason
+    with pytest.raises(fs.RunLockHeld):
+        fs.acquire_run_lock(campaign.root)
+
+
+def test_a_lock_without_a_lease_from_another_host_stays_unjudged(campaign: Campaign) -> None:
+    # What the reference's write_run_lock leaves: no lease, so no age to judge.
+    payload = {"pid": 1, "hostname": "elsewhere", "started_at_utc": "2026-01-01T00:00:00Z"}
+    lock_file = fs.run_lock_path(campaign.root)
+    fs.write_run_lock(lock_file, payload)
+    status = fs.run_lock_status(campaign.root)
+    assert (status.state, status.age) == ("active", None)
+    assert "without a lease" in status.reason
+    assert fs.load_run_lock(lock_file) == payload
+    assert (
+        lock_file.read_text(encoding="utf-8")
+        == json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    )
+
+
+def test_a_paused_holder_renews_before_it_writes(campaign: Campaign) -> None:
+    # As if the process had been stopped for 31 s of its 60 s lease: its
+    # renewal thread (every 10 s) had no chance, so the write renews first.
+    fs.acquire_run_lock(campaign.root)
+    held = _fencing.held_in(campaign.optimize_root)
+    assert held is not None
+    held.renewed_at -= 31
+    lock_file = fs.run_lock_path(campaign.root)
+    before = json.loads(lock_file.read_bytes())["lease_renewed_at"]
+    fs.append_result(campaign.results, **ROW)
+    assert json.loads(lock_file.read_bytes())["lease_renewed_at"] > before
+    assert time.monotonic() - held.renewed_at < 5
+
+
+def test_a_bad_lease_setting_names_the_variable(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_RUN_LOCK_LEASE", "-3")
+    with pytest.raises(ValueError, match="FERMILINK_STATE_RUN_LOCK_LEASE='-3'"):
+        fs.acquire_run_lock(campaign.root)
+    assert not fs.run_lock_path(campaign.root).exists()
+
+
+def test_run_lock_lost_pickles() -> None:
+    import pickle
+
+    error = fs.RunLockLost("/x/run.lock.json", 3, "another process took the run lock over")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.generation, str(copy)) == (fs.RunLockLost, 3, str(error))
+
+
+def test_a_lock_that_looks_missing_for_an_instant_is_read_again_under_its_lock(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a FUSE or NFS client shows while another process replaces the file.
+    fs.acquire_run_lock(campaign.root)
+    real_read = _fencing._read
+    reads: list[bytes | None] = []
+
+    def missing_once(held: _fencing.HeldRunLock) -> bytes | None:
+        reads.append(None if not reads else real_read(held))
+        return reads[-1]
+
+    monkeypatch.setattr(_fencing, "_read", missing_once)
+    fs.append_result(campaign.results, **ROW)
+    assert len(reads) == 2
+    assert fs.read_results(campaign.results)[-1].commit == "late"
