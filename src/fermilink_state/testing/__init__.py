@@ -31,11 +31,14 @@ from fermilink_state.testing._project import (
     Snapshot,
     seed_project,
 )
+from fermilink_state.testing._snapshot import CampaignSnapshot, Normalization
 
 __all__ = [
+    "CampaignSnapshot",
     "FrozenClock",
     "LiveRunLockHolder",
     "MemoryLike",
+    "Normalization",
     "OptimizeProject",
     "ProjectFactory",
     "ResultLike",
