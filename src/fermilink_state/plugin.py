@@ -377,14 +377,14 @@ class _SnapshotSession:
             ]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        from fermilink_state.testing._snapshot import test_dirname
+        from fermilink_state.testing._snapshot import folder_for_test
 
         selected = {item.nodeid for item in session.items}
         by_file: dict[Path, dict[str, str]] = {}
         file_ids: dict[Path, str] = {}
         for item in session.items:
             path, names, file_id = _snapshot_names(item)
-            by_file.setdefault(path, {})[item.nodeid] = test_dirname(names)
+            by_file.setdefault(path, {})[item.nodeid] = folder_for_test(names)
             file_ids[path] = file_id
         for path, tests in by_file.items():
             complete = self._all_selected(file_ids[path], selected)

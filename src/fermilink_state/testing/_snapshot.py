@@ -183,7 +183,7 @@ def _hashed(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
-def test_dirname(names: Sequence[str]) -> str:
+def folder_for_test(names: Sequence[str]) -> str:
     """The golden folder of a test, from its names below the module (classes, then the test).
 
     A plain id (``TestCampaign::test_append[accepted-0.5]``) reads as itself,
@@ -224,7 +224,7 @@ def golden_dir(module_path: Path, names: Sequence[str]) -> Path:
     """``<module folder>/__fermilink_snapshots__/<module>/<test>/`` for one test."""
     module_path = Path(module_path)
     module_folder = module_path.parent / SNAPSHOTS_DIRNAME / module_dirname(module_path)
-    return module_folder / test_dirname(names)
+    return module_folder / folder_for_test(names)
 
 
 # --- explaining a mismatch -----------------------------------------------------
@@ -370,7 +370,7 @@ def write_golden_files(directory: Path, files: Mapping[str, bytes | None]) -> li
     """
     changed: list[Path] = []
     root = snapshots_root_of(directory)
-    root.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     with locked(update_lock_path(root)):
         for name, data in files.items():
             path = directory / name
@@ -415,7 +415,8 @@ def remove_golden_files(paths: Iterable[Path]) -> list[Path]:
 
 def _campaign_folder(project: object) -> tuple[Path, Path]:
     """``(project root, campaign folder)`` of a project object, a root or a campaign folder."""
-    root = getattr(project, "root", project)
+    # Not getattr(project, "root") first: a Path has a .root too ("/").
+    root = project if isinstance(project, str | os.PathLike) else getattr(project, "root", None)
     if not isinstance(root, str | os.PathLike):
         raise TypeError(
             f"assert_match() takes an OptimizeProject or a project folder, not {project!r}"
@@ -483,7 +484,7 @@ class CampaignSnapshot:
                 + (f"with name={name!r}" if name else "without a name")
                 + "; give each snapshot of one test its own name="
             )
-        if name is not None and test_dirname([name]) != name:
+        if name is not None and folder_for_test([name]) != name:
             raise ValueError(f"name={name!r}: use letters, digits, '_' and '-' only")
         self._names.add(name)
         rules = normalization or self.normalization
