@@ -72,7 +72,9 @@ def test_plain_ids_read_as_themselves(names: list[str], expected: str) -> None:
 def test_unsafe_ids_become_one_safe_bounded_folder(name: str, tmp_path: Path) -> None:
     folder = folder_for_test([name])
     assert "~" in folder
-    assert "/" not in folder and "\\" not in folder and "\x00" not in folder
+    assert "/" not in folder
+    assert "\\" not in folder
+    assert "\x00" not in folder
     assert not folder.startswith(".")
     assert len(folder.encode()) <= MAX_DIRNAME
     # The folder is one level below its module's folder, whatever the id.
@@ -110,7 +112,8 @@ def test_different_ids_never_share_a_folder(ids: set[tuple[str, ...]]) -> None:
     folders = [folder_for_test(list(names)).lower() for names in ids]
     assert len(set(folders)) == len(folders)
     for folder in folders:
-        assert "/" not in folder and folder not in (".", "..")
+        assert "/" not in folder
+        assert folder not in (".", "..")
         assert len(folder.encode()) <= MAX_DIRNAME
 
 
@@ -146,13 +149,15 @@ def test_run_lock_pids_hosts_and_start_times_are_normalised(tmp_path: Path) -> N
 def test_host_names_and_pids_in_text(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "gethostname", lambda: "node-17")
     text = "- holder: node-17 pid=4242, other: node-170 (pid: 7)\n"
-    assert Normalization().text(text) == "- holder: <host> pid=<pid>, other: node-170 (pid: <pid>)\n"
+    expected = "- holder: <host> pid=<pid>, other: node-170 (pid: <pid>)\n"
+    assert Normalization().text(text) == expected
 
 
 def test_project_and_temp_paths_and_atomic_temp_names(tmp_path: Path) -> None:
     root = tmp_path / "project"
     elsewhere = Path(tempfile.gettempdir()) / "pytest-of-x" / "run-3" / "f.txt"
-    text = f"- log: {root}/runs/iter_0001/out.txt\n- see {elsewhere}\n- .state.json.node.123.0a1b2c3d.tmp\n"
+    temp_name = ".state.json.node.123.0a1b2c3d.tmp"
+    text = f"- log: {root}/runs/iter_0001/out.txt\n- see {elsewhere}\n- {temp_name}\n"
     assert Normalization().text(text, project_root=root) == (
         "- log: <project>/runs/iter_0001/out.txt\n- see <tmp>\n- <temp-file>\n"
     )
@@ -277,7 +282,7 @@ def test_a_file_the_golden_folder_has_but_the_campaign_lacks(
     directory = golden_dir(tmp_path / "test_m.py", ["test_x"])
     CampaignSnapshot(directory, update=True).assert_match(campaign)
     campaign.state_path.unlink()
-    with pytest.raises(AssertionError, match="the campaign has no state.json"):
+    with pytest.raises(AssertionError, match=r"the campaign has no state\.json"):
         CampaignSnapshot(directory).assert_match(campaign)
     CampaignSnapshot(directory, update=True).assert_match(campaign)
     assert not (directory / "state.json").exists()
