@@ -435,9 +435,9 @@ class _SnapshotSession:
             return
         written = sorted(self.usage.written)
         if written:
-            terminalreporter.write_sep("-", f"fermilink-state: {len(written)} golden files written")
-            for path in written:
-                terminalreporter.write_line(f"written {path}")
+            terminalreporter.write_sep("-", f"fermilink-state: {_files(written)} updated")
+            for golden in written:
+                terminalreporter.write_line(f"updated {golden}")
         if self.workers_lost and self.usage.used:
             terminalreporter.write_line(
                 "fermilink-state: unused golden files not judged: worker "
