@@ -66,7 +66,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=180)
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
 
 
 def _golden_files(root: Path) -> dict[str, bytes]:
