@@ -10,6 +10,7 @@ next controller taking the campaign over.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import subprocess
@@ -33,8 +34,10 @@ EVENT_STATUSES = st.sampled_from(["accepted", "rejected"])
 ROWS = result_rows(iterations=st.integers(1, 10_000)).filter(lambda row: row.commit != TORN)
 
 
+@functools.cache
 def _dead_pid() -> int:
-    # A process that has exited and was reaped: its pid runs nothing.
+    # A process that has exited and was reaped: its pid runs nothing. One is
+    # enough for the whole run (a new process would hardly get it so soon).
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
