@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, final
 from fermilink_state._document import MemoryDocument, parse_memory
 from fermilink_state._jsonio import dump_json
 from fermilink_state._memory import memory_template, worker_memory_template
-from fermilink_state._results import RESULTS_HEADER, ResultRow, format_result_row
+from fermilink_state._results import RESULTS_HEADER, ResultRow
 
 if TYPE_CHECKING:
     from fermilink_state.testing._project import OptimizeProject
@@ -102,15 +102,12 @@ def _row(**cells: Any) -> ResultRow:
     return ResultRow(**cells)
 
 
-def _row_line(row: ResultRow) -> str:
-    return format_result_row(
-        iteration=row.iteration,
-        commit=row.commit,
-        status=row.status,
-        primary_metric_name=row.primary_metric_name,
-        primary_metric_value=row.primary_metric_value,
-        description=row.description,
-    )
+def _ledger_text(rows: list[ResultRow] | tuple[ResultRow, ...]) -> str:
+    # Imported here: Hypothesis imports this module at start-up (entry point),
+    # and the test kit is only needed once a ledger is drawn.
+    from fermilink_state.testing._project import results_text
+
+    return results_text(rows)
 
 
 @st.composite
@@ -130,10 +127,11 @@ def ledgers(
     are the ledger's first lines either way.
     """
     drawn = draw(st.lists(rows if rows is not None else result_rows(), max_size=max_rows))
-    data = (RESULTS_HEADER + "".join(map(_row_line, drawn))).encode("utf-8")
+    data = _ledger_text(drawn).encode("utf-8")
     tail = draw(st.sampled_from(tails))
     if tail == "torn":
-        line = _row_line(draw(rows if rows is not None else result_rows())).encode("utf-8")
+        torn = draw(rows if rows is not None else result_rows())
+        line = _ledger_text([torn])[len(RESULTS_HEADER) :].encode("utf-8")
         data += line[: draw(st.integers(1, len(line) - 1))]
     elif tail == "nul":
         data += b"\x00" * draw(st.integers(1, 4096))
@@ -296,7 +294,7 @@ class CampaignSpec:
 def campaign_specs(draw: st.DrawFn, *, tails: tuple[TailKind, ...] = ("clean",)) -> CampaignSpec:
     """A :class:`CampaignSpec`: memory, a ledger (clean tail by default), a state."""
     rows = tuple(draw(st.lists(result_rows(), max_size=6)))
-    results = (RESULTS_HEADER + "".join(map(_row_line, rows))).encode("utf-8")
+    results = _ledger_text(rows).encode("utf-8")
     tail = draw(ledgers(st.nothing(), max_rows=0, tails=tails))[len(RESULTS_HEADER) :]
     worker = draw(st.none() | memory_texts(worker=True))
     return CampaignSpec(
