@@ -292,3 +292,24 @@ def test_parallel_updates_leave_every_other_test_alone(
         if name.endswith("results.tsv"):
             assert data.count(b"\n") == 31, name  # header, baseline, 29 rows: whole
     _run(pytester, "-n", "2").assert_outcomes(passed=24)
+
+
+def test_a_crashed_worker_means_nothing_is_judged(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run(suite, UPDATE).assert_outcomes(passed=CAMPAIGN_TEST_COUNT)
+    stale = _plant_stale_files(suite)
+    suite.makepyfile(
+        test_crash="""
+        import os
+
+        def test_worker_dies():
+            os._exit(1)
+        """
+    )
+    # The dead worker's record of what it used is lost: judging without it
+    # could call a used file unused, so nothing is judged or removed.
+    result = _run(suite, UPDATE, "-n", "2")
+    result.stdout.fnmatch_lines(["*unused golden files not judged: worker gw* ended without*"])
+    assert "unused golden file" not in result.stdout.str().replace("unused golden files not", "")
+    assert all(path.exists() for path in stale.values())
