@@ -212,6 +212,12 @@ def campaign(tmp_path: Path) -> OptimizeProject:
     return seed_project(tmp_path / "project")
 
 
+def test_the_plugin_and_the_engine_name_the_same_flag() -> None:
+    from fermilink_state import plugin
+
+    assert plugin.SNAPSHOT_UPDATE_OPTION == UPDATE_OPTION
+
+
 def test_missing_golden_files_fail_naming_the_update_flag(
     campaign: OptimizeProject, tmp_path: Path
 ) -> None:

@@ -350,7 +350,9 @@ def update_lock_path(snapshots_root: Path) -> Path:
     file lands in the user's repository.
     """
     key = _hashed(os.path.realpath(snapshots_root))
-    return Path(tempfile.gettempdir()) / f"fermilink-snapshots-{key}"
+    # The user id keeps one user's lock file from blocking another's in a shared /tmp.
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"fermilink-snapshots-{user}-{key}"
 
 
 def snapshots_root_of(path: Path) -> Path:
