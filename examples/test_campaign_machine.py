@@ -101,8 +101,11 @@ class CampaignMachine(RuleBasedStateMachine):
         # a run lock whose holder is dead.
         cells = [str(iteration), TORN, "accepted", "runtime_seconds", "0.5", "cut short"]
         data = "\t".join(cells).encode("utf-8")
-        with open(self.project.results_path, "ab") as ledger:
-            ledger.write(data[: max(1, int(len(data) * cut))])
+        with open(self.project.results_path, "ab+") as ledger:
+            ledger.seek(-1, 2)
+            # The writer was the library: its row started on a line of its own.
+            fresh_line = b"" if ledger.read(1) == b"\n" else b"\n"
+            ledger.write(fresh_line + data[: max(1, int(len(data) * cut))])
         fs.write_run_lock(
             self.project.run_lock_path,
             {
