@@ -20,20 +20,18 @@ from hypothesis import strategies as st
 
 import fermilink_state as fs
 from fermilink_state.testing import CampaignSnapshot, Normalization, OptimizeProject, seed_project
+from fermilink_state.testing._normalize import normalized_bytes
 from fermilink_state.testing._snapshot import (
     MAX_DIRNAME,
     SNAPSHOTS_DIRNAME,
     UPDATE_OPTION,
-    SnapshotUsage,
-    explain_json,
-    explain_memory,
-    explain_results,
     folder_for_test,
     golden_dir,
-    normalized_bytes,
     remove_golden_files,
     write_golden_files,
 )
+from fermilink_state.testing._snapshot_diff import explain_json, explain_memory, explain_results
+from fermilink_state.testing._snapshot_usage import SnapshotUsage
 
 FROZEN = "2026-01-02T03:04:05.678901Z"
 

@@ -361,7 +361,7 @@ class _SnapshotSession:
     """
 
     def __init__(self, config: pytest.Config) -> None:
-        from fermilink_state.testing._snapshot import SnapshotUsage
+        from fermilink_state.testing._snapshot_usage import SnapshotUsage
 
         self.config = config
         self.usage = SnapshotUsage()

@@ -22,6 +22,7 @@ from fermilink_state.testing._assertions import (
     assert_section_lines,
 )
 from fermilink_state.testing._compare import MemoryLike
+from fermilink_state.testing._normalize import Normalization
 from fermilink_state.testing._project import (
     FrozenClock,
     LiveRunLockHolder,
@@ -31,7 +32,7 @@ from fermilink_state.testing._project import (
     Snapshot,
     seed_project,
 )
-from fermilink_state.testing._snapshot import CampaignSnapshot, Normalization
+from fermilink_state.testing._snapshot import CampaignSnapshot
 
 __all__ = [
     "CampaignSnapshot",
