@@ -74,6 +74,15 @@ def as_read(row: ResultRow) -> tuple[object, ...]:
 # --- the module and its registration ----------------------------------------------------
 
 
+def _fresh_python(code: str) -> str:
+    """Run ``code`` in a new interpreter (nothing of ours imported yet); return its stdout."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_importing_without_hypothesis_names_the_extra() -> None:
     code = (
         "import sys; sys.modules['hypothesis'] = None\n"
@@ -82,10 +91,7 @@ def test_importing_without_hypothesis_names_the_extra() -> None:
         "except ImportError as error:\n"
         "    print(error)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert "pip install 'fermilink-state[hypothesis]'" in result.stdout
+    assert "pip install 'fermilink-state[hypothesis]'" in _fresh_python(code)
 
 
 def test_from_type_works_in_a_fresh_process_through_the_entry_point() -> None:
@@ -99,11 +105,7 @@ def test_from_type_works_in_a_fresh_process_through_the_entry_point() -> None:
         "doc = st.from_type(MemoryDocument).example()\n"
         "print(type(row).__name__, type(doc).__name__)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["ResultRow", "MemoryDocument"]
+    assert _fresh_python(code).split() == ["ResultRow", "MemoryDocument"]
 
 
 def test_the_entry_point_is_declared() -> None:
