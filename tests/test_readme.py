@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+UPDATE_FLAG = "--fermilink-snapshot-update"
 _BLOCK = re.compile(r"```(python|sh)\n(.*?)```", re.DOTALL)
 
 
@@ -40,9 +41,15 @@ def test_library_examples_run_in_order(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("number", range(len(_plugin_examples())))
 def test_plugin_example_passes(number: int, pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_readme_example=_plugin_examples()[number])
+    example = _plugin_examples()[number]
+    pytester.makepyfile(test_readme_example=example)
+    tests = example.count("\ndef test_")
+    if "campaign_snapshot" in example:
+        # Golden files are written by the flag first, as a user would.
+        update = pytester.runpytest_subprocess("-p", "fermilink_state", UPDATE_FLAG)
+        update.assert_outcomes(passed=tests)
     result = pytester.runpytest_subprocess("-p", "fermilink_state")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=tests)
 
 
 def test_quick_start_is_two_commands_ending_with_the_ci_command() -> None:

@@ -16,7 +16,7 @@ module before enabling the plugin must not get a "cannot be rewritten" warning.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Generator, Iterator
+from collections.abc import Collection, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     # uses none of them (or only collects) does not pay for it at start-up.
     from fermilink_state.testing._crash import CrashExplorer
     from fermilink_state.testing._project import FrozenClock, OptimizeProject, ProjectFactory
+    from fermilink_state.testing._snapshot import CampaignSnapshot
 
 # The fixtures: what ``from fermilink_state.plugin import *`` gives a conftest
 # (not the hooks, which belong to the registered plugin alone).
 __all__ = [
+    "campaign_snapshot",
     "crash_explorer",
     "frozen_utc",
     "live_run_lock",
@@ -93,6 +95,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"let tests using the project fixtures sync for real (default: {FSYNC_ENV}=0 "
         f"during each such test; the {DURABLE_MARKER} marker does it for one test)",
     )
+    _add_snapshot_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -101,6 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _DURABLE_HELP)
     if _keep(config):
         config.pluginmanager.register(_KeptProjects(), "fermilink-state-kept-projects")
+    _register_snapshot_session(config)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -384,3 +388,174 @@ def crash_explorer(request: pytest.FixtureRequest, tmp_path: Path) -> CrashExplo
     )
     request.node.stash.setdefault(_EXPLORERS, []).append(explorer)
     return explorer
+
+
+# --- campaign_snapshot: golden files, updates and unused files -------------------
+# The engine is fermilink_state.testing._snapshot; here are the option, the
+# fixture and the hooks that tell it which golden files the session used.
+
+SNAPSHOT_UPDATE_OPTION: Final = "--fermilink-snapshot-update"
+_SNAPSHOT_WORKER_OUTPUT: Final = "fermilink_state_snapshots"
+_SNAPSHOT_SESSION: Final = "fermilink-state-snapshots"
+
+
+def _add_snapshot_options(group: pytest.OptionGroup) -> None:
+    group.addoption(
+        SNAPSHOT_UPDATE_OPTION,
+        action="store_true",
+        default=False,
+        dest="fermilink_snapshot_update",
+        help="write missing or changed golden files of campaign_snapshot, and remove "
+        "the golden files no test used (only of tests that ran and passed, and of "
+        "tests that no longer exist in modules collected in full)",
+    )
+
+
+def _snapshot_update(config: pytest.Config) -> bool:
+    return bool(config.getoption("fermilink_snapshot_update", default=False))
+
+
+def _snapshot_names(item: pytest.Item) -> tuple[Path, list[str], str]:
+    # The test's file, its names below the file (classes, then the test), and
+    # the file's node id.
+    chain = item.listchain()
+    files = [node for node in chain if isinstance(node, pytest.File)]
+    if not files:
+        return Path(item.path), [item.name], item.nodeid
+    file_node = files[-1]
+    names = [node.name for node in chain[chain.index(file_node) + 1 :]]
+    return Path(file_node.path), names, file_node.nodeid
+
+
+def _register_snapshot_session(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin(_SNAPSHOT_SESSION):
+        config.pluginmanager.register(_SnapshotSession(config), _SNAPSHOT_SESSION)
+
+
+class _SnapshotSession:
+    """Tells unused golden files from the ones this run did not look at, also under xdist.
+
+    Every process that collects records, per test file, the golden folder of
+    each selected test and whether the file was selected in full; tests add
+    the golden files they used. An xdist worker sends its record to the
+    controller in ``workeroutput``; the controller (or a serial session)
+    merges the records with the outcomes it saw and judges at the end.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        from fermilink_state.testing._snapshot_usage import SnapshotUsage
+
+        self.config = config
+        self.usage = SnapshotUsage()
+        self.children: dict[str, list[tuple[str, bool]]] = {}
+        self.workers_lost: list[str] = []
+        self.unused: list[Path] = []
+        self.removed: list[Path] = []
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.passed:
+            self.children[report.nodeid] = [
+                (node.nodeid, isinstance(node, pytest.Item)) for node in report.result
+            ]
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from fermilink_state.testing._snapshot import folder_for_test
+
+        selected = {item.nodeid for item in session.items}
+        by_file: dict[Path, dict[str, str]] = {}
+        file_ids: dict[Path, str] = {}
+        for item in session.items:
+            path, names, file_id = _snapshot_names(item)
+            by_file.setdefault(path, {})[item.nodeid] = folder_for_test(names)
+            file_ids[path] = file_id
+        for path, tests in by_file.items():
+            complete = self._all_selected(file_ids[path], selected)
+            self.usage.add_module(path, complete=complete, tests=tests)
+
+    def _all_selected(self, nodeid: str, selected: set[str]) -> bool:
+        # Every item under the file was selected and every collector under it
+        # was collected: nothing was left out by -k, -m, a node id or --lf.
+        pending = [nodeid]
+        while pending:
+            children = self.children.get(pending.pop())
+            if children is None:
+                return False
+            for child, is_item in children:
+                if is_item:
+                    if child not in selected:
+                        return False
+                else:
+                    pending.append(child)
+        return True
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.usage.record_outcome(report.nodeid, report.when, passed=report.passed)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", {}).get(_SNAPSHOT_WORKER_OUTPUT)
+        if error is not None or output is None:
+            self.workers_lost.append(str(getattr(node, "gateway", node).id))
+            return
+        self.usage.merge(output)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from fermilink_state.testing._snapshot import remove_golden_files
+
+        if hasattr(self.config, "workerinput"):
+            self.config.workeroutput[_SNAPSHOT_WORKER_OUTPUT] = self.usage.to_json()  # type: ignore[attr-defined]
+            return
+        judged = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        if not judged or self.workers_lost or self.config.option.collectonly:
+            return
+        self.unused = self.usage.unused()
+        if self.unused and _snapshot_update(self.config):
+            self.removed = remove_golden_files(self.unused)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if hasattr(self.config, "workerinput"):
+            return
+        written = sorted(self.usage.written)
+        if written:
+            terminalreporter.write_sep("-", f"fermilink-state: {_files(written)} updated")
+            for golden in written:
+                terminalreporter.write_line(f"updated {golden}")
+        if self.workers_lost and self.usage.used:
+            terminalreporter.write_line(
+                "fermilink-state: unused golden files not judged: worker "
+                f"{', '.join(self.workers_lost)} ended without its report"
+            )
+        if not self.unused:
+            return
+        if self.removed:
+            title = f"{_files(self.removed, 'unused ')} removed"
+        else:
+            title = f"{_files(self.unused, 'unused ')} (remove with {SNAPSHOT_UPDATE_OPTION})"
+        terminalreporter.write_sep("-", f"fermilink-state: {title}")
+        verb = "removed" if self.removed else "unused"
+        for golden_file in self.removed or self.unused:
+            terminalreporter.write_line(f"{verb} {golden_file}")
+
+
+def _files(paths: Collection[object], adjective: str = "") -> str:
+    return f"{len(paths)} {adjective}golden file{'' if len(paths) == 1 else 's'}"
+
+
+@pytest.fixture
+def campaign_snapshot(request: pytest.FixtureRequest) -> Iterator[CampaignSnapshot]:
+    """Golden files for this test's campaign: ``campaign_snapshot.assert_match(project)``.
+
+    Compares state.json, results.tsv, memory.md and worker memory (or the
+    ``files=`` chosen) with ``__fermilink_snapshots__/<module>/<test>/`` beside
+    the test module, volatile values normalised. A missing or different
+    golden file fails the test; ``--fermilink-snapshot-update`` writes it.
+    """
+    from fermilink_state.testing._snapshot import CampaignSnapshot, golden_dir
+
+    path, names, _ = _snapshot_names(request.node)
+    snapshot = CampaignSnapshot(golden_dir(path, names), update=_snapshot_update(request.config))
+    yield snapshot
+    session = request.config.pluginmanager.get_plugin(_SNAPSHOT_SESSION)
+    if isinstance(session, _SnapshotSession):
+        session.usage.used.update(map(str, snapshot.used))
+        session.usage.written.update(map(str, snapshot.written))

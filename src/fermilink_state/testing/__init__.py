@@ -39,6 +39,7 @@ from fermilink_state.testing._crash import (
 )
 from fermilink_state.testing._crashstates import CrashState
 from fermilink_state.testing._crashstates import mark as crash_mark
+from fermilink_state.testing._normalize import Normalization
 from fermilink_state.testing._project import (
     FrozenClock,
     LiveRunLockHolder,
@@ -49,9 +50,11 @@ from fermilink_state.testing._project import (
     seed_project,
 )
 from fermilink_state.testing._race import Outcome, run_concurrently
+from fermilink_state.testing._snapshot import CampaignSnapshot
 
 __all__ = [
     "CampaignProblem",
+    "CampaignSnapshot",
     "CrashExplorationError",
     "CrashExplorer",
     "CrashPointFailure",
@@ -60,6 +63,7 @@ __all__ = [
     "FrozenClock",
     "LiveRunLockHolder",
     "MemoryLike",
+    "Normalization",
     "OptimizeProject",
     "Outcome",
     "ProjectFactory",
