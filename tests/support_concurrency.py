@@ -440,6 +440,7 @@ def run_lock_racer(
     stale_pid: int,
     errors_dir: str,
     wins_dir: str,
+    window: float = 0.0,
 ) -> None:
     """Race the other racers for the run lock, ``rounds`` times.
 
@@ -447,9 +448,13 @@ def run_lock_racer(
     ``stale_pid``; everyone waits, then tries to acquire at once; the winner
     checks the lock names it and writes ``wins_dir/round-<n>-<racer>.won``; after
     everyone tried, the winner releases. Exits 1 on any unexpected error.
+    A ``window`` > 0 pauses that long between judging the lock and writing
+    it (see :func:`widen_run_lock_window`).
     """
     project = Path(root)
     lock_file = fs.run_lock_path(project)
+    if window:
+        widen_run_lock_window(window)
     try:
         for number in range(rounds):
             if racer == 0 and number % 2 == 1:
@@ -472,6 +477,26 @@ def run_lock_racer(
         _report_failure(errors_dir, f"racer-{racer}")
         barrier.abort()
         raise SystemExit(1) from None
+
+
+def widen_run_lock_window(seconds: float) -> None:
+    """Pause ``seconds`` in this process after each judgement of the run lock.
+
+    ``acquire_run_lock`` judges the current holder, then writes itself: two
+    steps that only its file lock makes one. Widening the gap between them
+    makes a missing lock show every time racers start together, not once in
+    many runs.
+    """
+    from fermilink_state import _runlock
+
+    judge = _runlock._inspect
+
+    def slow_judge(path: Path) -> _runlock.RunLockStatus:
+        status = judge(path)
+        time.sleep(seconds)
+        return status
+
+    _runlock._inspect = slow_judge
 
 
 def _hostname() -> str:

@@ -1,0 +1,50 @@
+"""The forgiving JSON loader moves aside only the corrupt file it judged.
+
+Between reading a corrupt file and moving it aside, another writer may have
+replaced it with a good one (an atomic write is a rename). Moving that good
+file away would lose it, so the loader first checks that the name still
+points at the file it read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fermilink_state as fs
+from fermilink_state import _jsonio
+
+GOOD = {"iteration": 3, "written": "by another writer meanwhile"}
+
+
+def test_a_file_replaced_after_the_read_is_not_moved_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(b'{"iteration": 2, "trunc')
+    real_parse = _jsonio._parse_object
+
+    def parse_then_get_replaced(path: Path, data: bytes) -> dict[str, Any]:
+        # The loader has read the corrupt bytes; a writer now puts a good file there.
+        fs.write_state(state, GOOD)
+        return real_parse(path, data)
+
+    monkeypatch.setattr(_jsonio, "_parse_object", parse_then_get_replaced)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fs.StateCorruptWarning)  # nothing is moved: no warning
+        assert fs.load_state(state) is None  # what it read was corrupt
+    assert fs.read_json_file(state) == GOOD
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_the_corrupt_file_itself_is_moved_aside_with_its_bytes(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(b'{"iteration": 2, "trunc')
+    with pytest.warns(fs.StateCorruptWarning, match="moved it aside"):
+        assert fs.load_state(state) is None
+    (moved,) = tmp_path.iterdir()
+    assert moved.name.startswith("state.json.corrupt-")
+    assert moved.read_bytes() == b'{"iteration": 2, "trunc'
