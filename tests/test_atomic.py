@@ -74,9 +74,10 @@ def test_temp_file_is_a_hidden_sibling_named_after_host_and_pid(
     atomic_write_bytes(target, NEW)
     [temp] = [Path(name) for name in opened if name.endswith(".tmp")]
     assert temp.parent == target.parent
-    host = re.escape(_atomic.temp_prefix(target))
-    assert re.fullmatch(rf"{host}{os.getpid()}\.[0-9a-f]{{8}}\.tmp", temp.name)
-    assert temp.name.startswith(".state.json.")
+    # The host as socket.gethostname() names it, characters unsafe in a file name as "_".
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
+    expected = rf"\.state\.json\.{re.escape(host)}\.{os.getpid()}\.[0-9a-f]{{8}}\.tmp"
+    assert re.fullmatch(expected, temp.name), temp.name
 
 
 # ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ points at the file it read.
 from __future__ import annotations
 
 import warnings
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +49,25 @@ def test_the_corrupt_file_itself_is_moved_aside_with_its_bytes(tmp_path: Path) -
     (moved,) = tmp_path.iterdir()
     assert moved.name.startswith("state.json.corrupt-")
     assert moved.read_bytes() == b'{"iteration": 2, "trunc'
+
+
+def test_quarantines_in_one_instant_never_overwrite_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two corrupt versions judged within one clock tick get two names.
+    class OneInstant(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> OneInstant:
+            return cls(2026, 1, 2, 3, 4, 5, 678901, tzinfo=tz)
+
+    monkeypatch.setattr(_jsonio, "datetime", OneInstant)
+    state = tmp_path / "state.json"
+    for content in (b"first{", b"second{"):
+        state.write_bytes(content)
+        with pytest.warns(fs.StateCorruptWarning):
+            assert fs.load_state(state) is None
+    kept = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert kept == {
+        "state.json.corrupt-20260102T030405678901Z": b"first{",
+        "state.json.corrupt-20260102T030405678901Z-1": b"second{",
+    }
