@@ -58,6 +58,8 @@ def test_quarantines_in_one_instant_never_overwrite_each_other(
     class OneInstant(datetime):
         @classmethod
         def now(cls, tz: tzinfo | None = None) -> OneInstant:
+            if tz is None:  # a local clock nine hours ahead: the stamp must be UTC
+                return cls(2026, 1, 2, 12, 4, 5, 678901)
             return cls(2026, 1, 2, 3, 4, 5, 678901, tzinfo=tz)
 
     monkeypatch.setattr(_jsonio, "datetime", OneInstant)
@@ -71,3 +73,51 @@ def test_quarantines_in_one_instant_never_overwrite_each_other(
         "state.json.corrupt-20260102T030405678901Z": b"first{",
         "state.json.corrupt-20260102T030405678901Z-1": b"second{",
     }
+
+
+REASONS = {
+    b"": "empty file, expected a JSON object",
+    b"[" * 200_000: "JSON nested too deeply",
+    b"[1, 2]\n": "expected a JSON object, found list",
+    b'"text"\n': "expected a JSON object, found str",
+}
+
+
+@pytest.mark.parametrize("data", REASONS, ids=["empty", "too-deep", "list", "str"])
+def test_strict_reader_says_what_is_wrong(tmp_path: Path, data: bytes) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(data)
+    with pytest.raises(fs.StateCorruptError) as caught:
+        fs.read_json_file(state)
+    assert (caught.value.path, caught.value.reason) == (state, REASONS[data])
+
+
+def test_quarantine_warning_says_where_it_went_and_points_at_the_caller(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(b"")
+    with pytest.warns(fs.StateCorruptWarning) as caught:
+        fs.load_json_file(state)
+    (moved,) = tmp_path.iterdir()
+    assert str(caught[0].message) == (
+        f"{state}: empty file, expected a JSON object; moved it aside to {moved.name} and "
+        "continued as if it were missing. Inspect that file and restore what you need."
+    )
+    assert caught[0].filename == __file__
+
+
+def test_a_file_removed_after_the_read_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(b"{")
+    real_parse = _jsonio._parse_object
+
+    def parse_then_lose_the_file(path: Path, data: bytes) -> dict[str, Any]:
+        state.unlink()  # another process cleared it meanwhile
+        return real_parse(path, data)
+
+    monkeypatch.setattr(_jsonio, "_parse_object", parse_then_lose_the_file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fs.StateCorruptWarning)
+        assert fs.load_json_file(state) is None
+    assert list(tmp_path.iterdir()) == []
