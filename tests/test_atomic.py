@@ -576,3 +576,34 @@ def test_writer_succeeds_after_an_earlier_failure(
     write(tmp_path, path)
     assert _snapshot(path) not in (before, None)
     assert temp_litter(tmp_path) == []
+
+
+# -- details the mutation run found unchecked (mutations/MUTMUT.md) --------------
+
+
+def test_fsync_directory_syncs_the_folder_when_fsync_is_on(
+    tmp_path: Path, faults: FaultInjector
+) -> None:
+    _atomic.fsync_directory(tmp_path)
+    assert (faults.file_fsyncs, faults.dir_fsyncs) == (0, 1)
+
+
+def test_large_checked_write_with_fsync_on_starts_writeback_and_lands_whole(
+    target: Path, faults: FaultInjector
+) -> None:
+    # From 64 KiB on, the disk starts writing while the check runs.
+    advised: list[tuple[int, int, int]] = []
+    real_fadvise = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((offset, length, advice))
+        real_fadvise(fd, offset, length, advice)
+
+    faults.monkeypatch.setattr(os, "posix_fadvise", spy)
+    data = os.urandom(128 * 1024)
+    checked: list[bool] = []
+    _atomic.atomic_write_chunks(
+        target, [data[:1000], data[1000:]], check=lambda: checked.append(True)
+    )
+    assert (target.read_bytes() == data, checked, faults.file_fsyncs) == (True, [True], 1)
+    assert advised == [(0, 0, os.POSIX_FADV_DONTNEED)]

@@ -17,6 +17,7 @@ from support import dead_pid
 from support_concurrency import (
     MP,
     error_texts,
+    lock_held_elsewhere,
     run_lock_held_elsewhere,
     run_lock_racer,
     run_processes,
@@ -316,3 +317,74 @@ def test_racing_processes_have_exactly_one_winner(
 ) -> None:
     winners, codes, errors = _race(tmp_path, racers, rounds, window)
     assert (winners, codes) == ([1] * rounds, [0] * racers), errors
+
+
+# -- details the mutation run found unchecked (mutations/MUTMUT.md) --------------
+
+
+def test_status_says_why_and_where(project: Path) -> None:
+    path = fs.run_lock_path(project)
+    none = fs.run_lock_status(project)
+    _plant(project, "{not json")
+    corrupt = fs.run_lock_status(project)
+    path.unlink()
+    path.mkdir()  # a lock path that cannot be read as a file
+    unreadable = fs.run_lock_status(project)
+    path.rmdir()
+    fs.acquire_run_lock(project)
+    mine = fs.run_lock_status(project)
+    fs.release_run_lock(project)
+    assert [(s.state, s.holder, s.path) for s in (none, corrupt, unreadable)] == [
+        ("inactive", None, path),
+        ("inactive_stale", None, path),
+        ("inactive_stale", None, path),
+    ]
+    assert none.reason == "no run lock"
+    assert corrupt.reason.startswith("unreadable lock: invalid JSON")
+    assert unreadable.reason.startswith("unreadable lock: [Errno 21]")
+    assert (mine.state, mine.path, mine.reason) == (
+        "active",
+        path,
+        f"held by live pid {os.getpid()} on this host",
+    )
+
+
+def test_refusal_gives_the_reason(project: Path) -> None:
+    fs.acquire_run_lock(project)
+    try:
+        with pytest.raises(fs.RunLockHeld, match=f"held by live pid {os.getpid()} on this host"):
+            fs.acquire_run_lock(project)
+    finally:
+        fs.release_run_lock(project)
+
+
+@pytest.mark.parametrize("offset", [1.5, 30.0])
+def test_release_refuses_our_pid_with_another_start_time(project: Path, offset: float) -> None:
+    # Our pid, recorded as started at another time: a process that had our pid before.
+    record = fs.acquire_run_lock(project)
+    path = _plant(project, {**record, "pid_started_at": record["pid_started_at"] + offset})
+    assert fs.release_run_lock(project) is False
+    assert path.exists()
+    fs.clear_run_lock(path)
+
+
+def test_acquire_and_release_honour_their_timeout(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs.ensure_optimize_root(project)
+    path = fs.run_lock_path(project)
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "3600")
+    waited: list[float] = []
+    with lock_held_elsewhere(path):
+        for call in (fs.acquire_run_lock, fs.release_run_lock):
+            with pytest.raises(fs.StateLockTimeout) as caught:
+                call(project, timeout=0.2)
+            waited.append(caught.value.timeout)
+    assert waited == [0.2, 0.2]
+
+
+def test_clear_run_lock_ignores_what_it_cannot_remove(project: Path) -> None:
+    path = fs.run_lock_path(project)
+    path.mkdir(parents=True)  # unlink() of a folder fails: ignored, as documented
+    fs.clear_run_lock(path)
+    assert path.is_dir()
