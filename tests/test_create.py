@@ -38,16 +38,18 @@ def _ensure_memory(path: Path) -> bool:
     return fs.ensure_memory_file(path, **SEED)
 
 
+ROW = {
+    "iteration": 7,
+    "commit": "c0ffee",
+    "status": "accepted",
+    "primary_metric_name": "runtime",
+    "primary_metric_value": 0.5,
+    "description": "appended while the creator waited",
+}
+
+
 def _create_ledger_and_append(path: Path) -> None:
-    fs.append_result(
-        path,
-        iteration=7,
-        commit="c0ffee",
-        status="accepted",
-        primary_metric_name="runtime",
-        primary_metric_value=0.5,
-        description="appended while the creator waited",
-    )
+    fs.append_results(path, [ROW])
 
 
 def _create_memory_and_record(path: Path) -> None:
@@ -73,7 +75,7 @@ def test_creator_waiting_for_the_lock_keeps_what_was_written_meanwhile(
 ) -> None:
     path = tmp_path / "campaign" / "file"
     path.parent.mkdir()
-    real_locked = _create.locked
+    real_locked = fs.locked  # what _create.locked is
     past_first_check = threading.Event()
 
     def observed_locked(target: Path) -> AbstractContextManager[None]:

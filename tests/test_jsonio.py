@@ -9,6 +9,7 @@ points at the file it read.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -21,24 +22,39 @@ from fermilink_state import _jsonio
 GOOD = {"iteration": 3, "written": "by another writer meanwhile"}
 
 
-def test_a_file_replaced_after_the_read_is_not_moved_aside(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _replace_with_a_good_file(state: Path) -> None:
+    fs.write_state(state, GOOD)
+
+
+MEANWHILE = {
+    "replaced-by-a-good-file": (_replace_with_a_good_file, ["state.json"]),
+    "removed": (Path.unlink, []),
+}
+
+
+@pytest.mark.parametrize("meanwhile", MEANWHILE.values(), ids=list(MEANWHILE))
+def test_a_file_changed_after_the_read_is_not_moved_aside(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    meanwhile: tuple[Callable[[Path], object], list[str]],
 ) -> None:
+    change, names_left = meanwhile
     state = tmp_path / "state.json"
     state.write_bytes(b'{"iteration": 2, "trunc')
     real_parse = _jsonio._parse_object
 
-    def parse_then_get_replaced(path: Path, data: bytes) -> dict[str, Any]:
-        # The loader has read the corrupt bytes; a writer now puts a good file there.
-        fs.write_state(state, GOOD)
+    def parse_after_the_change(path: Path, data: bytes) -> dict[str, Any]:
+        # The loader has read the corrupt bytes; another process now changes the file.
+        change(state)
         return real_parse(path, data)
 
-    monkeypatch.setattr(_jsonio, "_parse_object", parse_then_get_replaced)
+    monkeypatch.setattr(_jsonio, "_parse_object", parse_after_the_change)
     with warnings.catch_warnings():
         warnings.simplefilter("error", fs.StateCorruptWarning)  # nothing is moved: no warning
         assert fs.load_state(state) is None  # what it read was corrupt
-    assert fs.read_json_file(state) == GOOD
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["state.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == names_left
+    if names_left:
+        assert fs.read_json_file(state) == GOOD
 
 
 def test_the_corrupt_file_itself_is_moved_aside_with_its_bytes(tmp_path: Path) -> None:
@@ -103,21 +119,3 @@ def test_quarantine_warning_says_where_it_went_and_points_at_the_caller(tmp_path
         "continued as if it were missing. Inspect that file and restore what you need."
     )
     assert caught[0].filename == __file__
-
-
-def test_a_file_removed_after_the_read_is_left_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    state = tmp_path / "state.json"
-    state.write_bytes(b"{")
-    real_parse = _jsonio._parse_object
-
-    def parse_then_lose_the_file(path: Path, data: bytes) -> dict[str, Any]:
-        state.unlink()  # another process cleared it meanwhile
-        return real_parse(path, data)
-
-    monkeypatch.setattr(_jsonio, "_parse_object", parse_then_lose_the_file)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", fs.StateCorruptWarning)
-        assert fs.load_json_file(state) is None
-    assert list(tmp_path.iterdir()) == []
