@@ -520,9 +520,9 @@ def test_append_results_takes_result_rows_and_mappings_without_description(
 ) -> None:
     path = _ledger(tmp_path)
     mapping = {key: value for key, value in APPENDED.items() if key != "description"}
-    append_results(path, [ResultRow(1, "c", "ok", "m", 1.5, "d"), mapping])
+    append_results(path, [ResultRow(1, "c", "ok", "m", 1.5, "r"), mapping, APPENDED])
     assert path.read_text(encoding="utf-8") == RESULTS_HEADER + (
-        "1\tc\tok\tm\t1.5\td\n1\tc\tok\tm\t1.5\t\n"
+        "1\tc\tok\tm\t1.5\tr\n1\tc\tok\tm\t1.5\t\n1\tc\tok\tm\t1.5\td\n"
     )
 
 
