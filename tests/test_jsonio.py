@@ -80,7 +80,7 @@ def test_quarantines_in_one_instant_never_overwrite_each_other(
 
     monkeypatch.setattr(_jsonio, "datetime", OneInstant)
     state = tmp_path / "state.json"
-    for content in (b"first{", b"second{"):
+    for content in (b"first{", b"second{", b"third{"):
         state.write_bytes(content)
         with pytest.warns(fs.StateCorruptWarning):
             assert fs.load_state(state) is None
@@ -88,6 +88,7 @@ def test_quarantines_in_one_instant_never_overwrite_each_other(
     assert kept == {
         "state.json.corrupt-20260102T030405678901Z": b"first{",
         "state.json.corrupt-20260102T030405678901Z-1": b"second{",
+        "state.json.corrupt-20260102T030405678901Z-2": b"third{",
     }
 
 
@@ -108,14 +109,22 @@ def test_strict_reader_says_what_is_wrong(tmp_path: Path, data: bytes) -> None:
     assert (caught.value.path, caught.value.reason) == (state, REASONS[data])
 
 
-def test_quarantine_warning_says_where_it_went_and_points_at_the_caller(tmp_path: Path) -> None:
+def _quarantine_warning(tmp_path: Path) -> tuple[warnings.WarningMessage, Path, Path]:
     state = tmp_path / "state.json"
     state.write_bytes(b"")
     with pytest.warns(fs.StateCorruptWarning) as caught:
         fs.load_json_file(state)
     (moved,) = tmp_path.iterdir()
-    assert str(caught[0].message) == (
+    return caught[0], state, moved
+
+
+def test_quarantine_warning_says_where_it_went(tmp_path: Path) -> None:
+    warning, state, moved = _quarantine_warning(tmp_path)
+    assert str(warning.message) == (
         f"{state}: empty file, expected a JSON object; moved it aside to {moved.name} and "
         "continued as if it were missing. Inspect that file and restore what you need."
     )
-    assert caught[0].filename == __file__
+
+
+def test_quarantine_warning_points_at_the_caller(tmp_path: Path) -> None:
+    assert _quarantine_warning(tmp_path)[0].filename == __file__

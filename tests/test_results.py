@@ -8,6 +8,7 @@ import io
 import math
 import os
 import random
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -397,26 +398,45 @@ def test_bytes_that_are_not_utf8_are_named_exactly(tmp_path: Path) -> None:
     assert (caught.value.reason, caught.value.line) == ("not UTF-8", 2)
 
 
-def test_lenient_read_replaces_bytes_that_are_not_utf8_and_warns_the_caller(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "results.tsv"
-    path.write_bytes(RESULTS_HEADER.encode() + b"1\tc\tok\tm\t1\td\xff\n")
+def _lenient_read(path: Path) -> tuple[list[ResultRow], warnings.WarningMessage]:
     with pytest.warns(StateCorruptWarning) as caught:
         rows = read_results(path, strict=False)
+    return rows, caught[0]
+
+
+def _undecodable_ledger(tmp_path: Path) -> Path:
+    path = tmp_path / "results.tsv"
+    path.write_bytes(RESULTS_HEADER.encode() + b"1\tc\tok\tm\t1\td\xff\n")
+    return path
+
+
+def test_lenient_read_replaces_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    path = _undecodable_ledger(tmp_path)
+    rows, warning = _lenient_read(path)
     assert rows == [ResultRow(1, "c", "ok", "m", 1.0, "d\ufffd")]
-    assert str(caught[0].message) == f"{path}:2: not UTF-8; undecodable bytes replaced"
-    assert caught[0].filename == __file__
+    assert str(warning.message) == f"{path}:2: not UTF-8; undecodable bytes replaced"
 
 
-def test_lenient_read_warning_names_the_row_and_points_at_the_caller(tmp_path: Path) -> None:
+def test_lenient_read_warning_names_the_row(tmp_path: Path) -> None:
     path = _ledger(tmp_path, "torn\n")
-    with pytest.warns(StateCorruptWarning) as caught:
-        read_results(path, strict=False)
-    assert str(caught[0].message) == (
+    assert str(_lenient_read(path)[1].message) == (
         f"{path}:2: skipped a malformed row: expected 6 tab-separated fields, found 1"
     )
-    assert caught[0].filename == __file__
+
+
+@pytest.mark.parametrize("ledger", ["undecodable", "torn"])
+def test_lenient_read_warnings_point_at_the_caller(tmp_path: Path, ledger: str) -> None:
+    path = _undecodable_ledger(tmp_path) if ledger == "undecodable" else _ledger(tmp_path, "x\n")
+    assert _lenient_read(path)[1].filename == __file__
+
+
+def test_format_metric_writes_numbers_as_the_reference_and_text_as_given() -> None:
+    assert [_results.format_metric(value) for value in (2, 0.1, 1e16, "n/a")] == [
+        "2",
+        "0.1",
+        "1e+16",
+        "n/a",
+    ]
 
 
 def test_as_dict_is_keyed_like_append_result() -> None:
@@ -448,7 +468,7 @@ def test_recent_results_text_is_the_tail_at_every_size(tmp_path: Path, limit: in
         if recent_results_text(path, limit=limit) != _naive_tail(path, limit):
             mismatches.append(len(rows))
         width = rng.choice([1, 40, 300, 1500])
-        rows.append(f"{len(rows)}\tc\tok\tm\t1\t{'é' * width}€\n")
+        rows.append(f"{len(rows)}\tc\tok\tm\t1\t{'é' * width}€¿\n")
     assert mismatches == []
 
 
@@ -510,7 +530,7 @@ def test_failed_append_reports_the_write_error_even_if_the_cleanup_fails(
 
     monkeypatch.setattr(os, "write", no_space)
     monkeypatch.setattr(os, "ftruncate", cannot_truncate)
-    with pytest.raises(OSError, match="no row was added") as caught:
+    with pytest.raises(OSError, match=r"\bno row was added\b") as caught:
         append_result(path, **APPENDED)
     assert caught.value.errno == errno.ENOSPC
 

@@ -388,3 +388,9 @@ def test_clear_run_lock_ignores_what_it_cannot_remove(project: Path) -> None:
     path.mkdir(parents=True)  # unlink() of a folder fails: ignored, as documented
     fs.clear_run_lock(path)
     assert path.is_dir()
+
+
+def test_release_of_our_lock_without_a_start_time_removes_it(project: Path) -> None:
+    # A lock the reference wrote for this process records no pid_started_at.
+    path = _plant(project, {"pid": os.getpid(), "hostname": socket.gethostname()})
+    assert (fs.release_run_lock(project), path.exists()) == (True, False)
