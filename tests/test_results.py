@@ -356,7 +356,7 @@ def test_recent_results_text_matches_the_reference_across_block_cuts(
 ) -> None:
     # Tiny blocks put a cut inside CRLFs, multi-byte characters and long lines.
     monkeypatch.setattr(_results, "_TAIL_BLOCK", 16)
-    pieces = ["a", "b", "\t", "\n", "\r", "\r\n", "\x0b", "\x85", "\u2028", "é", "€", "𝄞", " "]
+    pieces = ["a", "b", "\t", "\n", "\r", "\r\n", "\x0b", "\x85", "\u2028", "é", "€", "𝄞", "¿", " "]
     rng = random.Random(7)
     path = tmp_path / "results.tsv"
     mismatches = []
