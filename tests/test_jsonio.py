@@ -128,3 +128,9 @@ def test_quarantine_warning_says_where_it_went(tmp_path: Path) -> None:
 
 def test_quarantine_warning_points_at_the_caller(tmp_path: Path) -> None:
     assert _quarantine_warning(tmp_path)[0].filename == __file__
+
+
+def test_json_is_written_as_the_reference_writes_it(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    fs.write_state(state, {"b": 1, "a": [1, "x"]})
+    assert state.read_bytes() == b'{\n  "a": [\n    1,\n    "x"\n  ],\n  "b": 1\n}\n'

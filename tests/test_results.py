@@ -554,3 +554,14 @@ def test_append_results_honours_its_timeout(
     with lock_held_elsewhere(path), pytest.raises(StateLockTimeout) as caught:
         append_results(path, [APPENDED], timeout=0.2)
     assert caught.value.timeout == 0.2
+
+
+def test_append_into_a_missing_folder_is_enoent_with_the_remedy(tmp_path: Path) -> None:
+    target = tmp_path / "nowhere" / "results.tsv"
+    with pytest.raises(FileNotFoundError) as caught:
+        append_result(target, **APPENDED)
+    assert (caught.value.errno, caught.value.strerror, caught.value.filename) == (
+        errno.ENOENT,
+        "the campaign folder does not exist; call ensure_optimize_root() first",
+        str(target),
+    )
