@@ -607,3 +607,14 @@ def test_large_checked_write_with_fsync_on_starts_writeback_and_lands_whole(
     )
     assert (target.read_bytes() == data, checked, faults.file_fsyncs) == (True, [True], 1)
     assert advised == [(0, 0, os.POSIX_FADV_DONTNEED)]
+
+
+def test_chunks_are_written_whole_and_in_order(target: Path) -> None:
+    # More pieces than one writev call takes, empty ones among them, and
+    # memoryviews as an edit passes slices of the old file.
+    pieces: list[bytes | memoryview] = [
+        memoryview(bytes([65 + number % 26]) * (number * 37 % 300)) for number in range(150)
+    ]
+    pieces[3] = b""
+    _atomic.atomic_write_chunks(target, pieces)
+    assert target.read_bytes() == b"".join(bytes(piece) for piece in pieces)
