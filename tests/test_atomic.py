@@ -600,12 +600,14 @@ def test_large_checked_write_with_fsync_on_starts_writeback_and_lands_whole(
         real_fadvise(fd, offset, length, advice)
 
     faults.monkeypatch.setattr(os, "posix_fadvise", spy)
-    data = os.urandom(128 * 1024)
+    _atomic.atomic_write_chunks(target, [b"small"], check=lambda: None)
+    assert advised == [], "a small file's pages had better stay cached"
+    data = os.urandom(64 * 1024)  # exactly the threshold
     checked: list[bool] = []
     _atomic.atomic_write_chunks(
         target, [data[:1000], data[1000:]], check=lambda: checked.append(True)
     )
-    assert (target.read_bytes() == data, checked, faults.file_fsyncs) == (True, [True], 1)
+    assert (target.read_bytes() == data, checked, faults.file_fsyncs) == (True, [True], 2)
     assert advised == [(0, 0, os.POSIX_FADV_DONTNEED)]
 
 
@@ -618,3 +620,37 @@ def test_chunks_are_written_whole_and_in_order(target: Path) -> None:
     pieces[3] = b""
     _atomic.atomic_write_chunks(target, pieces)
     assert target.read_bytes() == b"".join(bytes(piece) for piece in pieces)
+
+
+def test_short_writes_are_resumed_where_they_stopped(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writev may write less than asked (a signal, a pipe, a full quota).
+    real_write = os.write
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:
+        return real_write(fd, bytes(buffers[0])[:7])
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    pieces = [b"a" * 50, b"b" * 20, b"c" * 3, b"d" * 9]
+    _atomic.atomic_write_chunks(target, pieces)
+    assert target.read_bytes() == b"".join(pieces)
+
+
+def test_sweep_returns_what_it_removed(target: Path) -> None:
+    leftover = _temp_name(target, dead_pid())
+    leftover.write_bytes(b"x")
+    assert _atomic.sweep_dead_temps(target) == [leftover]
+
+
+def test_sweep_goes_through_every_entry_of_the_folder(target: Path) -> None:
+    # Dead temps among other files and a live writer's temp: all dead ones go.
+    dead = dead_pid()
+    leftovers = [_temp_name(target, dead, f"{n:08x}") for n in range(20)]
+    others = [target.with_name(f"other-{n}.txt") for n in range(20)]
+    live = _temp_name(target, os.getppid())
+    for path in [*leftovers, *others, live]:
+        path.write_bytes(b"x")
+    atomic_write_bytes(target, NEW)
+    assert [path for path in leftovers if path.exists()] == []
+    assert all(path.exists() for path in [*others, live])
