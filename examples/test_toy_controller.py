@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
-from toy_controller import Benchmark, Candidate, record_evaluation, run_campaign
+from toy_controller import METRIC, Benchmark, Candidate, record_evaluation, run_campaign
 
 import fermilink_state as fs
 from fermilink_state.testing import (
@@ -44,11 +46,12 @@ def test_improvement_is_accepted(
     )
 
 
-def test_regression_is_rejected(seeded_project: OptimizeProject) -> None:
+def test_regression_is_rejected(seeded_project: OptimizeProject, frozen_utc: FrozenClock) -> None:
     before = seeded_project.memory_path.read_text(encoding="utf-8")
     outcomes = run_campaign(seeded_project.root, [Candidate("c9", "slower")], lambda _c: 2.0)
     assert [outcome.status for outcome in outcomes] == ["rejected"]
-    assert_section_appended(before, seeded_project.memory_path, "### Rejected patterns")
+    entry = f"- [{frozen_utc.now}] slower (c9, runtime_seconds=2)"
+    assert_section_appended(before, seeded_project.memory_path, "### Rejected patterns", entry)
     assert_only_sections_changed(
         before, seeded_project.memory_path, [TITLE, "### Progress log", "### Rejected patterns"]
     )
@@ -118,6 +121,12 @@ def test_campaigns_do_not_mix(make_optimize_project: ProjectFactory) -> None:
     assert [row.commit for row in two.read_results()] == ["0123456789ab"]
 
 
+def _events_of(memory: Path, commit: str) -> int:
+    # A recorded event leaves two lines naming the commit: one in the progress
+    # log, one under accepted experiments or rejected patterns.
+    return memory.read_text(encoding="utf-8").count(f"({commit}, {METRIC}=")
+
+
 @pytest.mark.parametrize("batch", range(4))
 def test_workers_share_one_campaign(
     shared_optimize_project: OptimizeProject, worker_id: str, batch: int
@@ -126,5 +135,41 @@ def test_workers_share_one_campaign(
     mine = [Candidate(f"{worker_id}-{batch}-{n}", f"batch {batch}") for n in range(5)]
     for number, candidate in enumerate(mine):
         record_evaluation(shared_optimize_project.root, number, candidate, 1.5, "rejected")
-    commits = {row.commit for row in shared_optimize_project.read_results()}
-    assert {candidate.commit for candidate in mine} <= commits
+    commits = [row.commit for row in shared_optimize_project.read_results()]
+    memory = shared_optimize_project.memory_path
+    lost = {
+        candidate.commit: (commits.count(candidate.commit), _events_of(memory, candidate.commit))
+        for candidate in mine
+    }
+    assert lost == dict.fromkeys(lost, (1, 2)), "(rows, memory lines) per commit"
+
+
+def test_concurrent_controllers_lose_nothing(seeded_project: OptimizeProject) -> None:
+    # Eight threads record evaluations into one campaign at once, as workers
+    # of one controller would: every row and every memory event must be there
+    # exactly once (without the library's locks, memory events get lost).
+    threads, each = 8, 15
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def worker(number: int) -> None:
+        try:
+            start.wait(30)
+            for step in range(each):
+                candidate = Candidate(f"t{number}-{step}", f"thread {number}")
+                record_evaluation(seeded_project.root, step, candidate, 1.5, "rejected")
+        except BaseException as error:  # reported by the assert below
+            errors.append(error)
+
+    workers = [threading.Thread(target=worker, args=(number,)) for number in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(120)
+    assert errors == []
+    expected = [f"t{number}-{step}" for number in range(threads) for step in range(each)]
+    commits = [row.commit for row in seeded_project.read_results()]
+    memory = seeded_project.memory_path
+    found = {commit: (commits.count(commit), _events_of(memory, commit)) for commit in expected}
+    lost = {commit: counts for commit, counts in found.items() if counts != (1, 2)}
+    assert lost == {}, f"{len(lost)} of {len(expected)} evaluations lost or doubled"

@@ -38,6 +38,8 @@ TEMPLATE_HEADINGS: Final = [
     "### Rejected patterns",
     "### Open hypotheses",
 ]
+REFERENCE_DISTRIBUTION: Final = "fermilink"
+REFERENCE_VERSION: Final = "0.3.10"  # the release fermilink_state is a drop-in replacement for
 
 # Every character str.splitlines() ends a line on (test_compat_differential
 # proves the list complete), and "\r\n", which it treats as one break.
@@ -63,7 +65,8 @@ def load_reference() -> ModuleType:
     except ImportError as error:  # pragma: no cover - the environment is broken
         pytest.fail(
             f"the reference {REFERENCE_MODULE} is not importable ({error}); install it with "
-            "`pip install --no-deps fermilink==0.3.10` (tox does this in commands_pre)",
+            f"`pip install --no-deps {REFERENCE_DISTRIBUTION}=={REFERENCE_VERSION}` "
+            "(tox does this in commands_pre)",
             pytrace=False,
         )
 

@@ -74,9 +74,10 @@ def test_temp_file_is_a_hidden_sibling_named_after_host_and_pid(
     atomic_write_bytes(target, NEW)
     [temp] = [Path(name) for name in opened if name.endswith(".tmp")]
     assert temp.parent == target.parent
-    host = re.escape(_atomic.temp_prefix(target))
-    assert re.fullmatch(rf"{host}{os.getpid()}\.[0-9a-f]{{8}}\.tmp", temp.name)
-    assert temp.name.startswith(".state.json.")
+    # The host as socket.gethostname() names it, characters unsafe in a file name as "_".
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
+    expected = rf"\.state\.json\.{re.escape(host)}\.{os.getpid()}\.[0-9a-f]{{8}}\.tmp"
+    assert re.fullmatch(expected, temp.name), temp.name
 
 
 # ---------------------------------------------------------------------------
@@ -575,3 +576,81 @@ def test_writer_succeeds_after_an_earlier_failure(
     write(tmp_path, path)
     assert _snapshot(path) not in (before, None)
     assert temp_litter(tmp_path) == []
+
+
+# -- details the mutation run found unchecked (mutations/MUTMUT.md) --------------
+
+
+def test_fsync_directory_syncs_the_folder_when_fsync_is_on(
+    tmp_path: Path, faults: FaultInjector
+) -> None:
+    _atomic.fsync_directory(tmp_path)
+    assert (faults.file_fsyncs, faults.dir_fsyncs) == (0, 1)
+
+
+def test_large_checked_write_with_fsync_on_starts_writeback_and_lands_whole(
+    target: Path, faults: FaultInjector
+) -> None:
+    # From 64 KiB on, the disk starts writing while the check runs.
+    advised: list[tuple[int, int, int]] = []
+    real_fadvise = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, advice: int) -> None:
+        advised.append((offset, length, advice))
+        real_fadvise(fd, offset, length, advice)
+
+    faults.monkeypatch.setattr(os, "posix_fadvise", spy)
+    _atomic.atomic_write_chunks(target, [b"small"], check=lambda: None)
+    assert advised == [], "a small file's pages had better stay cached"
+    data = os.urandom(64 * 1024)  # exactly the threshold
+    checked: list[bool] = []
+    _atomic.atomic_write_chunks(
+        target, [data[:1000], data[1000:]], check=lambda: checked.append(True)
+    )
+    assert (target.read_bytes() == data, checked, faults.file_fsyncs) == (True, [True], 2)
+    assert advised == [(0, 0, os.POSIX_FADV_DONTNEED)]
+
+
+def test_chunks_are_written_whole_and_in_order(target: Path) -> None:
+    # More pieces than one writev call takes, empty ones among them, and
+    # memoryviews as an edit passes slices of the old file.
+    pieces: list[bytes | memoryview] = [
+        memoryview(bytes([65 + number % 26]) * (number * 37 % 300)) for number in range(150)
+    ]
+    pieces[3] = b""
+    _atomic.atomic_write_chunks(target, pieces)
+    assert target.read_bytes() == b"".join(bytes(piece) for piece in pieces)
+
+
+def test_short_writes_are_resumed_where_they_stopped(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A writev may write less than asked (a signal, a pipe, a full quota).
+    real_write = os.write
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:
+        return real_write(fd, bytes(buffers[0])[:7])
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    pieces = [b"a" * 50, b"b" * 20, b"c" * 3, b"d" * 9]
+    _atomic.atomic_write_chunks(target, pieces)
+    assert target.read_bytes() == b"".join(pieces)
+
+
+def test_sweep_returns_what_it_removed(target: Path) -> None:
+    leftover = _temp_name(target, dead_pid())
+    leftover.write_bytes(b"x")
+    assert _atomic.sweep_dead_temps(target) == [leftover]
+
+
+def test_sweep_goes_through_every_entry_of_the_folder(target: Path) -> None:
+    # Dead temps among other files and a live writer's temp: all dead ones go.
+    dead = dead_pid()
+    leftovers = [_temp_name(target, dead, f"{n:08x}") for n in range(20)]
+    others = [target.with_name(f"other-{n}.txt") for n in range(20)]
+    live = _temp_name(target, os.getppid())
+    for path in [*leftovers, *others, live]:
+        path.write_bytes(b"x")
+    atomic_write_bytes(target, NEW)
+    assert [path for path in leftovers if path.exists()] == []
+    assert all(path.exists() for path in [*others, live])

@@ -27,6 +27,7 @@ import pytest
 import fermilink_state as fs
 from fermilink_state._memory import memory_template
 from fermilink_state._results import parse_result_line
+from fermilink_state.testing import FrozenClock
 from support import LINE_BREAKS, FaultInjector, crlf, dead_pid
 from support_concurrency import (
     HYPOTHESES,
@@ -260,11 +261,21 @@ MEMORY_EDITS = [
 
 
 @pytest.mark.parametrize("edit", MEMORY_EDITS, ids=lambda edit: edit.name)
-def test_crlf_memory_stays_crlf(campaign: Campaign, edit: MemoryEdit) -> None:
+def test_crlf_memory_stays_crlf(
+    campaign: Campaign, edit: MemoryEdit, tmp_path: Path, frozen_utc: FrozenClock
+) -> None:
+    # The same edits of the same text with LF endings, then every LF made CRLF:
+    # what the CRLF file must hold, line for line and byte for byte. Two edits:
+    # the first drops the template's placeholders, so the second takes the
+    # fast path of a campaign event.
+    lf_memory = tmp_path / "lf-memory.md"
+    lf_memory.write_bytes(TEMPLATE.encode())
     campaign.memory.write_bytes(crlf(TEMPLATE).encode())
-    edit.call(campaign.memory)
-    data = campaign.memory.read_bytes()
-    assert (data.count(b"\n") - data.count(b"\r\n"), data != crlf(TEMPLATE).encode()) == (0, True)
+    for path in (lf_memory, campaign.memory, lf_memory, campaign.memory):
+        edit.call(path)
+    expected = lf_memory.read_bytes().replace(b"\n", b"\r\n")
+    assert lf_memory.read_bytes() != TEMPLATE.encode(), "the edit changed nothing"
+    assert campaign.memory.read_bytes() == expected
 
 
 @pytest.mark.parametrize("edit", MEMORY_EDITS, ids=lambda edit: edit.name)
@@ -299,14 +310,30 @@ def test_invalid_utf8_memory_is_refused_and_left_as_it_was(
     assert CORRUPT_ADVICE in str(caught.value)
 
 
+# What each edit adds to a file that has none of its headings: each section at
+# the end after one blank line, as the reference does (frozen clock).
+_STAMP = "2026-01-02T03:04:05.678901Z"
+ADDED_SECTIONS = {
+    "record_campaign_event": (
+        "\n### Latest accepted commit\n- commit: abc123\n- primary_metric: runtime=1.25\n"
+        "- status: accepted\n"
+        f"\n### Progress log\n- [{_STAMP}] accepted: an event (abc123, runtime=1.25)\n"
+        f"\n### Accepted experiments\n- [{_STAMP}] an event (abc123, runtime=1.25)\n"
+        f"\n- last_updated_utc: {_STAMP}\n"
+    ),
+    "edit_memory": "\n### Open hypotheses\n- try a smaller grid\n",
+}
+
+
 @pytest.mark.parametrize("edit", MEMORY_EDITS, ids=lambda edit: edit.name)
-def test_missing_headings_are_added_and_the_rest_kept(campaign: Campaign, edit: MemoryEdit) -> None:
+def test_missing_headings_are_added_and_the_rest_kept(
+    campaign: Campaign, edit: MemoryEdit, frozen_utc: FrozenClock
+) -> None:
+    assert frozen_utc.now == _STAMP
     original = "# Notes kept by hand\n\nsome notes\n"
     campaign.memory.write_text(original, encoding="utf-8")
     edit.call(campaign.memory)
-    text = campaign.memory.read_text(encoding="utf-8")
-    assert text.startswith(original)
-    assert len(text) > len(original)
+    assert campaign.memory.read_text(encoding="utf-8") == original + ADDED_SECTIONS[edit.name]
 
 
 @pytest.mark.parametrize("edit", MEMORY_EDITS, ids=lambda edit: edit.name)

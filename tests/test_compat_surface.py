@@ -12,11 +12,12 @@ import inspect
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
 import fermilink_state
-from support import load_reference
+from support import REFERENCE_DISTRIBUTION, REFERENCE_VERSION, load_reference
 
 reference = load_reference()
 
@@ -34,6 +35,20 @@ INPUTS_HELPERS = (
     "goal_inputs_worker_root",
     "goal_inputs_manifest_path",
 )
+
+
+def test_the_reference_is_fermilink_0_3_10() -> None:
+    # Every differential test compares against this module: it must be the
+    # release the contract names, imported from that installed distribution.
+    from importlib.metadata import distribution
+
+    installed = distribution(REFERENCE_DISTRIBUTION)
+    module_file = Path(inspect.getfile(reference)).resolve()
+    shipped = {Path(str(installed.locate_file(file))).resolve() for file in installed.files or []}
+    assert (installed.version, module_file in shipped) == (REFERENCE_VERSION, True), (
+        f"{reference.__name__} comes from {module_file}, "
+        f"distribution {REFERENCE_DISTRIBUTION} {installed.version}"
+    )
 
 
 def _defined_in_reference(name: str) -> bool:

@@ -17,8 +17,7 @@ import pytest
 from filelock import SoftFileLock
 
 import fermilink_state as fs
-from fermilink_state import _locking
-from fermilink_state._results import format_result_row
+from fermilink_state import _locking, _results
 from support_concurrency import MP, Campaign, lock_held_elsewhere, seed_campaign
 
 pytestmark = pytest.mark.timeout(60)
@@ -31,6 +30,8 @@ ROW: dict[str, Any] = {
     "primary_metric_value": 1.5,
     "description": "one row",
 }
+# ROW as a ledger line, spelled out here rather than formatted by the code under test.
+ROW_LINE = "1\tabc123\taccepted\truntime\t1.5\tone row\n"
 WORKER: dict[str, Any] = {
     "package_id": "pkg",
     "benchmark_id": "bench",
@@ -171,13 +172,34 @@ def test_call_waits_for_the_file_lock(
 
 
 @pytest.mark.parametrize("operation", LOCKED_CALLS, ids=lambda operation: operation.name)
-def test_call_proceeds_once_the_lock_is_free(operation: LockedCall, campaign: Campaign) -> None:
+def test_call_proceeds_once_the_lock_is_free(
+    operation: LockedCall, campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The call starts while another process holds the lock: it must write
+    # nothing while it waits, then do its work once the lock is released.
     operation.setup(campaign)
-    before = _bytes_or_none(operation.output(campaign))
+    output = operation.output(campaign)
+    before = _bytes_or_none(output)
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "30")
+    failures: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            operation.call(campaign)
+        except BaseException as error:  # reported by the asserts below
+            failures.append(error)
+
+    caller = threading.Thread(target=call)
     with lock_held_elsewhere(operation.target(campaign)):
-        pass
-    operation.call(campaign)
-    assert _bytes_or_none(operation.output(campaign)) != before
+        caller.start()
+        caller.join(0.5)
+        still_waiting = caller.is_alive()
+        unchanged_while_held = _bytes_or_none(output) == before
+    caller.join(30)
+    assert (still_waiting, unchanged_while_held, failures) == (True, True, []), (
+        "the call did not wait for the lock"
+    )
+    assert _bytes_or_none(output) != before, "the call did nothing once the lock was free"
 
 
 def test_lock_files_persist_after_release(campaign: Campaign) -> None:
@@ -209,10 +231,22 @@ def test_soft_lock_excludes_another_process(
     assert soft_campaign.results.read_bytes() == before
 
 
-def test_soft_lock_marker_is_removed_on_release(soft_campaign: Campaign) -> None:
-    # A soft lock *is* its file: a marker left behind would block every later writer.
+def test_soft_lock_marker_exists_while_held_and_is_removed_on_release(
+    soft_campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A soft lock *is* its marker file: it must be there while the row is
+    # written, and gone afterwards (a marker left behind blocks every writer).
+    marker = fs.lock_path_for(soft_campaign.results)
+    seen_while_writing: list[bool] = []
+    real_append_locked = _results._append_locked
+
+    def observed_append(path: Path, rows_text: str) -> None:
+        seen_while_writing.append(marker.is_file())
+        real_append_locked(path, rows_text)
+
+    monkeypatch.setattr(_results, "_append_locked", observed_append)
     fs.append_result(soft_campaign.results, **ROW)
-    assert not fs.lock_path_for(soft_campaign.results).exists()
+    assert (seen_while_writing, marker.exists()) == ([True], False)
 
 
 def test_timeout_env_is_read_at_each_call(
@@ -301,7 +335,7 @@ def test_nested_use_in_one_thread_is_reentrant(
     monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "1")
     with fs.locked(campaign.results), fs.locked(campaign.results):
         fs.append_result(campaign.results, **ROW)
-    assert campaign.results.read_text(encoding="utf-8").endswith(format_result_row(**ROW))
+    assert campaign.results.read_text(encoding="utf-8").endswith(ROW_LINE)
 
 
 def test_memory_edit_under_a_held_lock_is_reentrant(
@@ -390,17 +424,13 @@ def test_forked_child_does_not_share_the_parents_hold(
 def test_append_result_writes_the_header_into_a_missing_file(campaign: Campaign) -> None:
     campaign.results.unlink()
     fs.append_result(campaign.results, **ROW)
-    assert campaign.results.read_text(encoding="utf-8") == fs.RESULTS_HEADER + format_result_row(
-        **ROW
-    )
+    assert campaign.results.read_text(encoding="utf-8") == fs.RESULTS_HEADER + ROW_LINE
 
 
 def test_append_result_writes_the_header_into_an_empty_file(campaign: Campaign) -> None:
     campaign.results.write_bytes(b"")
     fs.append_result(campaign.results, **ROW)
-    assert campaign.results.read_text(encoding="utf-8") == fs.RESULTS_HEADER + format_result_row(
-        **ROW
-    )
+    assert campaign.results.read_text(encoding="utf-8") == fs.RESULTS_HEADER + ROW_LINE
 
 
 def test_append_result_keeps_a_single_header(campaign: Campaign) -> None:
@@ -470,7 +500,7 @@ def test_append_after_a_torn_last_line_starts_a_fresh_line(campaign: Campaign) -
     with pytest.warns(fs.StateCorruptWarning, match="torn by a crash"):
         fs.append_result(campaign.results, **ROW)
     lines = campaign.results.read_text(encoding="utf-8").splitlines()
-    assert lines[1:] == [format_result_row(**ROW).rstrip("\n")]
+    assert lines[1:] == [ROW_LINE.rstrip("\n")]
     aside = campaign.results.parent.glob("results.tsv.corrupt-*")
     assert [path.read_text() for path in aside] == [torn]
 
@@ -554,7 +584,7 @@ def test_a_dead_holder_on_this_host_is_cleared(
     monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "20")
     _strict_holder_killed(campaign.results, "-")
     fs.append_result(campaign.results, **ROW)  # waits ~1 s, then clears the dead claim
-    assert campaign.results.read_text(encoding="utf-8").endswith(format_result_row(**ROW))
+    assert campaign.results.read_text(encoding="utf-8").endswith(ROW_LINE)
 
 
 def test_a_dead_holder_on_another_host_is_reported_never_broken(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import errno
 import io
 import math
 import os
 import random
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,15 @@ from fermilink_state import (
     ResultRow,
     StateCorruptError,
     StateCorruptWarning,
+    StateLockTimeout,
     _results,
     append_result,
+    append_results,
     best_result,
     read_results,
     recent_results_text,
 )
+from support_concurrency import lock_held_elsewhere
 
 BIG_ROWS = 1_000_000
 
@@ -351,7 +356,7 @@ def test_recent_results_text_matches_the_reference_across_block_cuts(
 ) -> None:
     # Tiny blocks put a cut inside CRLFs, multi-byte characters and long lines.
     monkeypatch.setattr(_results, "_TAIL_BLOCK", 16)
-    pieces = ["a", "b", "\t", "\n", "\r", "\r\n", "\x0b", "\x85", "\u2028", "é", "€", "𝄞", " "]
+    pieces = ["a", "b", "\t", "\n", "\r", "\r\n", "\x0b", "\x85", "\u2028", "é", "€", "𝄞", "¿", " "]
     rng = random.Random(7)
     path = tmp_path / "results.tsv"
     mismatches = []
@@ -477,3 +482,194 @@ def test_a_lenient_read_warns_at_the_callers_line(tmp_path: Path) -> None:
         read_results(path, strict=False)
     assert len(caught) == 3
     assert {warning.filename for warning in caught} == {__file__}
+
+
+# -- details the mutation run found unchecked (mutations/MUTMUT.md) --------------
+
+
+def test_too_few_fields_are_counted_in_the_message(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "2\tc\tok\n")
+    with pytest.raises(StateCorruptError, match="expected 6 tab-separated fields, found 3"):
+        read_results(path)
+
+
+def test_a_ledger_without_header_and_with_blank_lines_keeps_every_row(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\tok\tm\t1\td\n", "\n", "2\tc\tok\tm\t2\td\n", header=False)
+    assert [row.iteration for row in read_results(path)] == [1, 2]
+
+
+def test_bytes_that_are_not_utf8_are_named_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_bytes(b"\n\xff\n")
+    with pytest.raises(StateCorruptError) as caught:
+        read_results(path)
+    assert (caught.value.reason, caught.value.line) == ("not UTF-8", 2)
+
+
+def _lenient_read(path: Path) -> tuple[list[ResultRow], warnings.WarningMessage]:
+    with pytest.warns(StateCorruptWarning) as caught:
+        rows = read_results(path, strict=False)
+    return rows, caught[0]
+
+
+def _undecodable_ledger(tmp_path: Path) -> Path:
+    path = tmp_path / "results.tsv"
+    path.write_bytes(RESULTS_HEADER.encode() + b"1\tc\tok\tm\t1\td\xff\n")
+    return path
+
+
+def test_lenient_read_replaces_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    path = _undecodable_ledger(tmp_path)
+    rows, warning = _lenient_read(path)
+    assert rows == [ResultRow(1, "c", "ok", "m", 1.0, "d\ufffd")]
+    assert str(warning.message) == f"{path}:2: not UTF-8; undecodable bytes replaced"
+
+
+def test_lenient_read_warning_names_the_row(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "torn\n")
+    assert str(_lenient_read(path)[1].message) == (
+        f"{path}:2: skipped a malformed row: expected 6 tab-separated fields, found 1"
+    )
+
+
+@pytest.mark.parametrize("ledger", ["undecodable", "torn"])
+def test_lenient_read_warnings_point_at_the_caller(tmp_path: Path, ledger: str) -> None:
+    path = _undecodable_ledger(tmp_path) if ledger == "undecodable" else _ledger(tmp_path, "x\n")
+    assert _lenient_read(path)[1].filename == __file__
+
+
+def test_format_metric_writes_numbers_as_the_reference_and_text_as_given() -> None:
+    assert [_results.format_metric(value) for value in (2, 0.1, 1e16, "n/a")] == [
+        "2",
+        "0.1",
+        "1e+16",
+        "n/a",
+    ]
+
+
+def test_as_dict_is_keyed_like_append_result() -> None:
+    assert _row(3, "accepted", 0.5).as_dict() == {
+        "iteration": 3,
+        "commit": "c3",
+        "status": "accepted",
+        "primary_metric_name": "t",
+        "primary_metric_value": 0.5,
+        "description": "d3",
+    }
+
+
+def _naive_tail(path: Path, limit: int) -> str:
+    # The reference's definition, on the whole file.
+    lines = path.read_bytes().decode("utf-8").splitlines()
+    return "\n".join(lines[-limit:]) if lines else ""
+
+
+@pytest.mark.timeout(20)  # a wrong loop condition would read forever
+@pytest.mark.parametrize("limit", [0, -3, 1, 2, 3, 8, 50])
+def test_recent_results_text_is_the_tail_at_every_size(tmp_path: Path, limit: int) -> None:
+    path = tmp_path / "results.tsv"
+    rng = random.Random(limit)
+    rows: list[str] = []
+    mismatches = []
+    while sum(len(row.encode()) for row in rows) < 3 * 4096:
+        path.write_bytes("".join(rows).encode())
+        if recent_results_text(path, limit=limit) != _naive_tail(path, limit):
+            mismatches.append(len(rows))
+        width = rng.choice([1, 40, 300, 1500])
+        rows.append(f"{len(rows)}\tc\tok\tm\t1\t{'é' * width}€¿\n")
+    assert mismatches == []
+
+
+def test_recent_results_text_of_a_missing_or_empty_file_is_empty_for_any_limit(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "results.tsv"
+    missing = [recent_results_text(path, limit=limit) for limit in (0, -1, 8)]
+    path.write_bytes(b"")
+    empty = [recent_results_text(path, limit=limit) for limit in (0, -1, 8)]
+    assert (missing, empty) == (["", "", ""], ["", "", ""])
+
+
+def _opened_flags(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    flags: dict[str, int] = {}
+    real_open = os.open
+
+    def spy(path: Any, how: int, mode: int = 0o777, **kwargs: Any) -> int:
+        flags[os.path.basename(os.fspath(path))] = how
+        return real_open(path, how, mode, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    return flags
+
+
+def test_append_creates_a_missing_ledger_as_open_would_and_closes_it_on_exec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, set_umask: Any
+) -> None:
+    set_umask(0o022)
+    path = tmp_path / "results.tsv"
+    flags = _opened_flags(monkeypatch)
+    append_result(path, **APPENDED)
+    assert (path.stat().st_mode & 0o777, flags["results.tsv"] & os.O_CLOEXEC) == (
+        0o644,
+        os.O_CLOEXEC,
+    )
+
+
+APPENDED: dict[str, Any] = {
+    "iteration": 1,
+    "commit": "c",
+    "status": "ok",
+    "primary_metric_name": "m",
+    "primary_metric_value": 1.5,
+    "description": "d",
+}
+
+
+def test_failed_append_reports_the_write_error_even_if_the_cleanup_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _ledger(tmp_path)
+
+    def no_space(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def cannot_truncate(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "write", no_space)
+    monkeypatch.setattr(os, "ftruncate", cannot_truncate)
+    with pytest.raises(OSError, match=r"\bno row was added\b") as caught:
+        append_result(path, **APPENDED)
+    assert caught.value.errno == errno.ENOSPC
+
+
+def test_append_results_takes_result_rows_and_mappings_without_description(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path)
+    mapping = {key: value for key, value in APPENDED.items() if key != "description"}
+    append_results(path, [ResultRow(1, "c", "ok", "m", 1.5, "r"), mapping, APPENDED])
+    assert path.read_text(encoding="utf-8") == RESULTS_HEADER + (
+        "1\tc\tok\tm\t1.5\tr\n1\tc\tok\tm\t1.5\t\n1\tc\tok\tm\t1.5\td\n"
+    )
+
+
+def test_append_results_honours_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _ledger(tmp_path)
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "3600")
+    with lock_held_elsewhere(path), pytest.raises(StateLockTimeout) as caught:
+        append_results(path, [APPENDED], timeout=0.2)
+    assert caught.value.timeout == 0.2
+
+
+def test_append_into_a_missing_folder_is_enoent_with_the_remedy(tmp_path: Path) -> None:
+    target = tmp_path / "nowhere" / "results.tsv"
+    with pytest.raises(FileNotFoundError) as caught:
+        append_result(target, **APPENDED)
+    assert (caught.value.errno, caught.value.strerror, caught.value.filename) == (
+        errno.ENOENT,
+        "the campaign folder does not exist; call ensure_optimize_root() first",
+        str(target),
+    )

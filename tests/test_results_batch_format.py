@@ -14,9 +14,17 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fermilink_state._results import _plain_cell, _rows_text, _sanitize_cell
+from fermilink_state._results import _rows_text
 
-_TEXT = st.text(alphabet=st.sampled_from("ab é%s\t\n\r\x0b\u2028 d"), max_size=8)
+# Every character str.splitlines() breaks a line on, found by asking it (not
+# copied from the writer's own list), plus the tab. All of them lie in the BMP.
+LINE_BREAKING = frozenset(
+    char for char in map(chr, range(0x10000)) if len(f"a{char}b".splitlines()) > 1
+) | {"\t"}
+
+_TEXT = st.text(
+    alphabet=st.sampled_from("ab é%s\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029 d"), max_size=8
+)
 _VALUE = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(-(10**20), 10**20),
@@ -33,11 +41,20 @@ _ROW = st.tuples(
 )
 
 
+def _cell(value: object) -> str:
+    # A commit / status / metric-name cell: each line-breaking character, one space.
+    return "".join(" " if char in LINE_BREAKING else char for char in str(value))
+
+
 def _one_row(row: tuple[object, ...]) -> str:
+    # The cell rules, spelled out with plain string operations.
     iteration, commit, status, name, value, description = row
-    metric = f"{float(value):.12g}" if isinstance(value, int | float) else _plain_cell(value)
-    plain = "\t".join(_plain_cell(cell) for cell in (commit, status, name))
-    return f"{int(iteration)}\t{plain}\t{metric}\t{_sanitize_cell(description)}\n"  # type: ignore[call-overload]
+    metric = f"{float(value):.12g}" if isinstance(value, int | float) else _cell(value)
+    folded = "" if description is None else " ".join(str(description).split())
+    number = int(iteration)  # type: ignore[call-overload]
+    return (
+        "\t".join([str(number), _cell(commit), _cell(status), _cell(name), metric, folded]) + "\n"
+    )
 
 
 @settings(max_examples=400, derandomize=True, database=None, deadline=None)

@@ -18,6 +18,7 @@ from support import dead_pid
 from support_concurrency import (
     MP,
     error_texts,
+    lock_held_elsewhere,
     run_lock_held_elsewhere,
     run_lock_racer,
     run_processes,
@@ -275,7 +276,9 @@ def test_clear_run_lock_removes_any_holder(project: Path) -> None:
     assert not path.exists()
 
 
-def _race(tmp_path: Path, racers: int, rounds: int) -> tuple[list[int], list[int], str]:
+def _race(
+    tmp_path: Path, racers: int, rounds: int, window: float
+) -> tuple[list[int], list[int], str]:
     project = tmp_path / "project"  # not created: round 0 races to create it too
     errors_dir = tmp_path / "errors"
     errors_dir.mkdir()
@@ -293,6 +296,7 @@ def _race(tmp_path: Path, racers: int, rounds: int) -> tuple[list[int], list[int
                 "stale_pid": dead_pid(),
                 "errors_dir": str(errors_dir),
                 "wins_dir": str(wins_dir),
+                "window": window,
             }
             for racer in range(racers)
         ],
@@ -300,16 +304,23 @@ def _race(tmp_path: Path, racers: int, rounds: int) -> tuple[list[int], list[int
     return winners_per_round(wins_dir, rounds), codes, error_texts(errors_dir)
 
 
+# 4x4 (every run): each racer pauses `window` seconds between judging the lock
+# and writing it, so without the file lock around both, every racer released by
+# the barrier judges the lock free and more than one "wins" in every round; with
+# it, they take turns. The stress sizes race with no pause, many times over, and
+# count the winners of every round.
 @pytest.mark.parametrize(
-    ("racers", "rounds"),
+    ("racers", "rounds", "window"),
     [
-        pytest.param(4, 4, id="4x4"),
-        pytest.param(8, 50, id="8x50", marks=[pytest.mark.stress, pytest.mark.timeout(600)]),
-        pytest.param(16, 20, id="16x20", marks=[pytest.mark.stress, pytest.mark.timeout(600)]),
+        pytest.param(4, 4, 0.15, id="4x4"),
+        pytest.param(8, 50, 0.0, id="8x50", marks=[pytest.mark.stress, pytest.mark.timeout(600)]),
+        pytest.param(16, 20, 0.0, id="16x20", marks=[pytest.mark.stress, pytest.mark.timeout(600)]),
     ],
 )
-def test_racing_processes_have_exactly_one_winner(tmp_path: Path, racers: int, rounds: int) -> None:
-    winners, codes, errors = _race(tmp_path, racers, rounds)
+def test_racing_processes_have_exactly_one_winner(
+    tmp_path: Path, racers: int, rounds: int, window: float
+) -> None:
+    winners, codes, errors = _race(tmp_path, racers, rounds, window)
     assert (winners, codes) == ([1] * rounds, [0] * racers), errors
 
 
@@ -378,3 +389,80 @@ def test_check_then_write_callers_have_one_winner_per_round(
         assert broken == 0, f"winners per round: {winners}"
     else:
         assert broken > 0, f"the reference had one winner in every round: {winners}"
+
+
+# -- details the mutation run found unchecked (mutations/MUTMUT.md) --------------
+
+
+def test_status_says_why_and_where(project: Path) -> None:
+    path = fs.run_lock_path(project)
+    none = fs.run_lock_status(project)
+    _plant(project, "{not json")
+    corrupt = fs.run_lock_status(project)
+    path.unlink()
+    path.mkdir()  # a lock path that cannot be read as a file
+    unreadable = fs.run_lock_status(project)
+    path.rmdir()
+    fs.acquire_run_lock(project)
+    mine = fs.run_lock_status(project)
+    fs.release_run_lock(project)
+    assert [(s.state, s.holder, s.path) for s in (none, corrupt, unreadable)] == [
+        ("inactive", None, path),
+        ("inactive_stale", None, path),
+        ("inactive_stale", None, path),
+    ]
+    assert none.reason == "no run lock"
+    assert corrupt.reason.startswith("unreadable lock: invalid JSON")
+    assert unreadable.reason.startswith("unreadable lock: [Errno 21]")
+    assert (mine.state, mine.path, mine.reason) == (
+        "active",
+        path,
+        f"held by live pid {os.getpid()} on this host",
+    )
+
+
+def test_refusal_gives_the_reason(project: Path) -> None:
+    fs.acquire_run_lock(project)
+    try:
+        with pytest.raises(fs.RunLockHeld, match=f"held by live pid {os.getpid()} on this host"):
+            fs.acquire_run_lock(project)
+    finally:
+        fs.release_run_lock(project)
+
+
+@pytest.mark.parametrize("offset", [1.5, 30.0])
+def test_release_refuses_our_pid_with_another_start_time(project: Path, offset: float) -> None:
+    # Our pid, recorded as started at another time: a process that had our pid before.
+    record = fs.acquire_run_lock(project)
+    path = _plant(project, {**record, "pid_started_at": record["pid_started_at"] + offset})
+    assert fs.release_run_lock(project) is False
+    assert path.exists()
+    fs.clear_run_lock(path)
+
+
+def test_acquire_and_release_honour_their_timeout(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs.ensure_optimize_root(project)
+    path = fs.run_lock_path(project)
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "3600")
+    waited: list[float] = []
+    with lock_held_elsewhere(path):
+        for call in (fs.acquire_run_lock, fs.release_run_lock):
+            with pytest.raises(fs.StateLockTimeout) as caught:
+                call(project, timeout=0.2)
+            waited.append(caught.value.timeout)
+    assert waited == [0.2, 0.2]
+
+
+def test_clear_run_lock_ignores_what_it_cannot_remove(project: Path) -> None:
+    path = fs.run_lock_path(project)
+    path.mkdir(parents=True)  # unlink() of a folder fails: ignored, as documented
+    fs.clear_run_lock(path)
+    assert path.is_dir()
+
+
+def test_release_of_our_lock_without_a_start_time_removes_it(project: Path) -> None:
+    # A lock the reference wrote for this process records no pid_started_at.
+    path = _plant(project, {"pid": os.getpid(), "hostname": socket.gethostname()})
+    assert (fs.release_run_lock(project), path.exists()) == (True, False)

@@ -1,0 +1,1 @@
+"""The mutation gate (run.py) and its guarantee-level mutants (*.toml)."""
