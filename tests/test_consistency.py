@@ -196,3 +196,57 @@ def test_claims_at_the_end_of_a_long_ledger_are_found(campaign: Path) -> None:
     _append(campaign, rows)
     write_state(state_path(campaign), {"iteration": 20_005, "incumbent_commit": "c20005"})
     assert campaign_problems(campaign) == []
+
+
+def _long_rows(first: int, last: int, status: bytes = b"rejected") -> bytes:
+    return b"".join(
+        b"%d\tc%d\t%s\tm\t1.5\ta wide description %d\n" % (n, n, status, n)
+        for n in range(first, last)
+    )
+
+
+def test_claims_in_the_middle_of_a_long_ledger_are_found(campaign: Path) -> None:
+    # Several read blocks of usual rows: the claimed rows sit in a middle one.
+    _append(campaign, _long_rows(6, 40_000) + _long_rows(40_000, 40_001, b"accepted"))
+    _append(campaign, _long_rows(40_001, 90_000))
+    assert results_path(campaign).stat().st_size > 3 * (1 << 20)
+    write_state(state_path(campaign), {"iteration": 40_000, "incumbent_commit": "c40000"})
+    assert campaign_problems(campaign) == []
+
+
+def test_an_incumbent_only_rejected_in_a_long_ledger_is_reported(campaign: Path) -> None:
+    _append(campaign, _long_rows(6, 90_000))
+    write_state(state_path(campaign), {"iteration": 123_456, "incumbent_commit": "c45000"})
+    found = [problem.what for problem in campaign_problems(campaign)]
+    assert found == [
+        "claims iteration 123456, which the ledger results.tsv lacks (last row: 89999)",
+        "names incumbent commit 'c45000', but the ledger has it only as rejected",
+    ]
+
+
+def test_block_and_line_scans_find_the_same_problems(campaign: Path) -> None:
+    # Each kind of odd line in a different read block, among usual rows.
+    odd = [
+        b"7\tshort\n",
+        b"iteration\tcommit\tstatus\tprimary_metric_name\tprimary_metric_value\tdescription\n",
+        b"8\tc\taccepted\tm\t1\t\xff\n",
+        b"9\tc\taccepted\tm\t1\td\r\n",
+    ]
+    data = b""
+    for line in odd:
+        data += _long_rows(10, 25_000) + line
+    _append(campaign, data + b"99\tc99\tacc")
+    write_state(state_path(campaign), {"iteration": 24_999, "incumbent_commit": "c9"})
+    by_blocks = campaign_problems(campaign)
+    from fermilink_state import _consistency
+
+    by_lines: list[CampaignProblem] = []
+    claims = _consistency._StateClaims.of(
+        state_path(campaign), {"iteration": 24_999, "incumbent_commit": "c9"}
+    )
+    scan = _consistency._LedgerScan(results_path(campaign), claims, by_lines)
+    with results_path(campaign).open("rb") as handle:
+        scan.run(handle)
+    assert [p.line for p in by_blocks if p.path.name == "results.tsv"] == [p.line for p in by_lines]
+    assert [p.what for p in by_blocks if p.path.name == "results.tsv"] == [p.what for p in by_lines]
+    assert len(by_lines) == 4  # short row, second header, bad UTF-8, torn tail (CRLF is fine)
