@@ -22,6 +22,9 @@ FSYNC_ENV: Final = "FERMILINK_STATE_FSYNC"
 X: Final = "\N{MULTIPLICATION SIGN}"
 # What a ratio sets against what, where the two sides do not do the same work.
 DURABLE_VS_UNSYNCED: Final = "ours durable (fsync), the reference unsynced: not like for like"
+SAME_WORK: Final = "the same work (fsync off on both sides)"
+# Goals of an issue still open: printed and judged, not gated in CI (Target.not_gated).
+OPEN_GOAL: Final = "a goal of the open issue 13, not yet met in every run here"
 LIBRARIES: Final = {"reference": work.REFERENCE_MODULE, "fermilink-state": work.OURS_MODULE}
 
 
@@ -81,8 +84,8 @@ class Target:
     ``at_least`` targets pass when measured >= limit, the others when
     measured <= limit. Every miss is reported as a miss; ``--short`` (CI)
     exits non-zero only for a miss beyond ``noise``, the spread this machine
-    showed timing identical work in the same run. A target with limit 0 (a
-    count of losses) allows no noise.
+    showed timing identical work in the same run, of a gated target. A target
+    with limit 0 (a count of losses) allows no noise.
     """
 
     name: str
@@ -92,6 +95,10 @@ class Target:
     at_least: bool
     shown: str
     basis: str = ""
+    # Why a miss of this target does not fail ``--short`` (CI), where it is a
+    # goal not yet met on every machine rather than a guard against regressions;
+    # every miss is still printed as a miss.
+    not_gated: str = ""
 
     def passed(self, *, noise: float = 0.0) -> bool:
         """Whether the measurement meets the target, allowing a relative ``noise``."""
