@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import fermilink_state
-from fermilink_state import _atomic
+from fermilink_state import _atomic, _fileops
 from fermilink_state._atomic import atomic_write_bytes, atomic_write_text, fsync_enabled
 from support import FaultInjector, dead_pid, temp_litter
 
@@ -153,6 +153,19 @@ def test_temp_name_taken_fails_naming_the_file_and_keeps_the_old_one(
     with pytest.raises(FileExistsError, match=r"state\.json"):
         atomic_write_bytes(target, NEW)
     assert target.read_bytes() == OLD
+
+
+def test_file_at_the_temp_name_is_neither_written_nor_renamed(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file already at the temp name is someone else's (a writer mid-write):
+    # reusing it would mix our bytes into theirs and rename their file away.
+    taken = _temp_name(target, os.getpid(), "deadbeef")
+    taken.write_bytes(b"another writer's bytes")
+    monkeypatch.setattr(os, "urandom", lambda size: b"\xde\xad\xbe\xef"[:size])
+    with pytest.raises(FileExistsError, match=r"state\.json"):
+        atomic_write_bytes(target, NEW)
+    assert (target.read_bytes(), taken.read_bytes()) == (OLD, b"another writer's bytes")
 
 
 # ---------------------------------------------------------------------------
@@ -581,10 +594,10 @@ def test_writer_succeeds_after_an_earlier_failure(
 # -- details the mutation run found unchecked (mutations/MUTMUT.md) --------------
 
 
-def test_fsync_directory_syncs_the_folder_when_fsync_is_on(
+def test_sync_folder_syncs_the_folder_once_and_no_file(
     tmp_path: Path, faults: FaultInjector
 ) -> None:
-    _atomic.fsync_directory(tmp_path)
+    _fileops.sync_folder(tmp_path)
     assert (faults.file_fsyncs, faults.dir_fsyncs) == (0, 1)
 
 

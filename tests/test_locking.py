@@ -240,9 +240,9 @@ def test_soft_lock_marker_exists_while_held_and_is_removed_on_release(
     seen_while_writing: list[bool] = []
     real_append_locked = _results._append_locked
 
-    def observed_append(path: Path, rows_text: str) -> None:
+    def observed_append(path: Path, rows_text: str) -> tuple[int, bool]:
         seen_while_writing.append(marker.is_file())
-        real_append_locked(path, rows_text)
+        return real_append_locked(path, rows_text)
 
     monkeypatch.setattr(_results, "_append_locked", observed_append)
     fs.append_result(soft_campaign.results, **ROW)

@@ -43,8 +43,12 @@ def _entry(
 
 
 @pytest.fixture
-def tree(tmp_path: Path) -> Path:
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A repository with one package, one guard test and no mutant yet."""
+    # The installed fermilink_state registers a Hypothesis entry point
+    # (fermilink_state.strategies), which this tiny package lacks: Hypothesis,
+    # loaded by pytest in the copy, would fail to import it.
+    monkeypatch.setenv("HYPOTHESIS_NO_PLUGINS", "1")
     root = tmp_path / "repo"
     (root / "src" / "fermilink_state").mkdir(parents=True)
     (root / "src" / "fermilink_state" / "__init__.py").write_text(MODULE, encoding="utf-8")
