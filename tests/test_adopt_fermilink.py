@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -69,6 +70,25 @@ def test_launcher_memory_notes_are_lost_without_the_adapter(tmp_path: Path) -> N
     assert kept < WRITERS * NOTES
 
 
+# As shipped, a race shows a torn read in nearly every attempt, but not in
+# every one on a loaded machine: the negative control tries again in fresh
+# folders before it calls the race void. With the adapter one attempt must be clean.
+AS_SHIPPED_ATTEMPTS = 4
+
+
+def _race(
+    run: Callable[[Path], tuple[int, int, str]], tmp_path: Path, *, adopt: bool
+) -> tuple[int, int, str]:
+    """``run(folder)`` once with the adapter; as shipped, until it shows a torn read."""
+    for attempt in range(1 if adopt else AS_SHIPPED_ATTEMPTS):
+        folder = tmp_path / f"attempt-{attempt}"
+        folder.mkdir()
+        torn, reads, errors = run(folder)
+        if adopt or torn or errors:
+            break
+    return torn, reads, errors
+
+
 def _assert_torn_reads(torn: int, reads: int, errors: str, *, adopt: bool, writer: str) -> None:
     """None torn with the adapter; some as shipped, or the race proves nothing."""
     assert not errors, errors
@@ -98,7 +118,11 @@ def test_whole_file_writers_never_show_a_torn_file(
     tmp_path: Path, writer: str, adopt: bool
 ) -> None:
     rounds, size = WHOLE_FILE_WRITERS[writer]
-    torn, reads, errors = race_whole_file(tmp_path, writer, rounds=rounds, size=size, adopt=adopt)
+    torn, reads, errors = _race(
+        lambda folder: race_whole_file(folder, writer, rounds=rounds, size=size, adopt=adopt),
+        tmp_path,
+        adopt=adopt,
+    )
     _assert_torn_reads(torn, reads, errors, adopt=adopt, writer=writer)
 
 
@@ -197,7 +221,11 @@ def test_fermilink_optimize_suite_passes_with_the_adapter(tmp_path: Path) -> Non
 @pytest.mark.parametrize("adopt", [True, False], ids=["adopted", "as-shipped"])
 def test_benchmark_run_files_are_never_torn(tmp_path: Path, entry: str, adopt: bool) -> None:
     """The suite (with the pre-commands and benchmark runs it makes), and result collection."""
-    torn, reads, errors = race_benchmark(
-        tmp_path / "repo", entry, rounds=15, size=512 * 1024, adopt=adopt
+    torn, reads, errors = _race(
+        lambda folder: race_benchmark(
+            folder / "repo", entry, rounds=15, size=512 * 1024, adopt=adopt
+        ),
+        tmp_path,
+        adopt=adopt,
     )
     _assert_torn_reads(torn, reads, errors, adopt=adopt, writer=entry)
