@@ -156,7 +156,11 @@ def test_an_append_after_any_tail_is_read_back_whole(
     clean = tmp_path / "clean.tsv"
     clean.write_bytes(complete)
     before = fs.read_results(clean)  # every complete row the writer wrote is well formed
-    fs.append_result(path, **row.as_dict())  # type: ignore[arg-type]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", fs.StateCorruptWarning)
+        fs.append_result(path, **row.as_dict())  # type: ignore[arg-type]
+    # A torn tail is moved aside, and the warning says so.
+    assert all("torn by a crash" in str(warning.message) for warning in caught)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fs.StateCorruptWarning)
         after = fs.read_results(path, strict=False)
