@@ -39,3 +39,18 @@ def set_umask() -> Iterator[Callable[[int], int]]:
         yield os.umask
     finally:
         os.umask(previous)
+
+
+@pytest.fixture(autouse=True)
+def _no_lease_renewer_outlives_its_test() -> Iterator[None]:
+    """Stop the lease renewers of run locks a test acquired and never released.
+
+    A renewer is a thread: left running into later tests of the worker, it
+    would make their ``fork()`` unsafe (Python 3.12 warns) and renew a lock
+    nobody holds any more.
+    """
+    yield
+    from fermilink_state import _runlock
+
+    for path in list(_runlock._renewers):
+        _runlock._stop_holding(Path(path), join=False)
