@@ -656,6 +656,40 @@ def test_sweep_returns_what_it_removed(target: Path) -> None:
     assert _atomic.sweep_dead_temps(target) == [leftover]
 
 
+def test_sweep_skips_a_temp_it_cannot_remove(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another sweeper removed the temp between the scan and the unlink: not
+    # an error, and not reported as removed by this sweep.
+    leftover = _temp_name(target, dead_pid())
+    leftover.write_bytes(b"x")
+
+    def already_gone(path: str | os.PathLike[str]) -> None:
+        raise FileNotFoundError(errno.ENOENT, "swept by another writer", os.fspath(path))
+
+    monkeypatch.setattr(_fileops, "unlink", already_gone)
+    assert _atomic.sweep_dead_temps(target) == []
+
+
+def test_failed_write_reports_its_own_error_when_the_temp_is_already_gone(
+    target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rename fails and the temp's cleanup fails too (swept meanwhile): the
+    # caller gets the rename's error, explained, and the target is untouched.
+    def no_rename(source: object, destination: object) -> None:
+        raise PermissionError(errno.EACCES, "rename refused", os.fspath(target))
+
+    def already_gone(path: str | os.PathLike[str]) -> None:
+        raise FileNotFoundError(errno.ENOENT, "swept by another writer", os.fspath(path))
+
+    before = target.read_bytes()
+    monkeypatch.setattr(_fileops, "replace", no_rename)
+    monkeypatch.setattr(_fileops, "unlink", already_gone)
+    with pytest.raises(PermissionError) as caught:
+        atomic_write_bytes(target, NEW)
+    assert not isinstance(caught.value, FileNotFoundError)
+    assert caught.value.errno == errno.EACCES
+    assert target.read_bytes() == before
+
+
 def test_sweep_goes_through_every_entry_of_the_folder(target: Path) -> None:
     # Dead temps among other files and a live writer's temp: all dead ones go.
     dead = dead_pid()

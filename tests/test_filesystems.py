@@ -130,3 +130,74 @@ def test_a_lock_chosen_before_its_folder_exists_is_not_kept(
         _filesystems, "filesystem_of", lambda folder: _filesystems.Filesystem("nfs", True)
     )
     assert type(_locking.file_lock(target)).__name__ == "StrictSoftFileLock"
+
+
+NOT_DETECTABLE = (
+    "filesystem type not detectable here; set FERMILINK_STATE_LOCK=strict if other hosts share it"
+)
+
+
+@pytest.mark.parametrize(
+    ("found", "expected"),
+    [
+        (
+            _filesystems.Filesystem("ext4", False),
+            fs.LockBackend("flock", "ext4 filesystem, local to this host", "ext4"),
+        ),
+        (_filesystems.Filesystem(None, False), fs.LockBackend("flock", NOT_DETECTABLE)),
+        (
+            _filesystems.Filesystem(None, True),
+            fs.LockBackend(
+                "strict",
+                "unknown filesystem, which other hosts may share: flock would not exclude them",
+                "unknown",
+            ),
+        ),
+    ],
+)
+@pytest.mark.usefixtures("fresh_cache")
+def test_each_choice_is_exact_about_its_backend_reason_and_filesystem(
+    found: _filesystems.Filesystem,
+    expected: fs.LockBackend,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    def filesystem_of(folder: str) -> _filesystems.Filesystem:
+        asked.append(folder)
+        return found
+
+    monkeypatch.setattr(_filesystems, "filesystem_of", filesystem_of)
+    monkeypatch.chdir(tmp_path)
+    assert fs.choose_lock_backend() == expected
+    assert asked == ["."]  # the default folder is the current one
+
+
+@pytest.mark.usefixtures("fresh_cache")
+def test_an_unreadable_folder_gets_flock_and_says_why(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    assert fs.choose_lock_backend(missing) == fs.LockBackend(
+        "flock", f"filesystem of {missing} not readable (No such file or directory)"
+    )
+
+
+@pytest.mark.parametrize("name", ["flock", "strict", "soft"])
+def test_the_override_is_the_whole_reason(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", f" {name.upper()} ")
+    expected = fs.LockBackend(name, f"set by FERMILINK_STATE_LOCK={name}")  # type: ignore[arg-type]
+    assert fs.choose_lock_backend(tmp_path) == expected
+
+
+def test_an_unknown_override_error_says_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", "posix")
+    with pytest.raises(ValueError, match="is not a lock backend") as caught:
+        fs.choose_lock_backend(tmp_path)
+    assert str(caught.value) == (
+        "FERMILINK_STATE_LOCK='posix' is not a lock backend; "
+        "use flock, strict or soft, or unset it to choose by filesystem"
+    )

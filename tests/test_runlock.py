@@ -440,6 +440,20 @@ def test_release_refuses_our_pid_with_another_start_time(project: Path, offset: 
     fs.clear_run_lock(path)
 
 
+@pytest.mark.parametrize("offset", [-1.0, 1.0])
+def test_release_accepts_a_start_time_exactly_one_second_off(
+    project: Path, monkeypatch: pytest.MonkeyPatch, offset: float
+) -> None:
+    # The tolerance is inclusive: start times read at two moments may round
+    # apart by up to a second. A fixed clock makes the boundary exact.
+    monkeypatch.setattr("fermilink_state._runlock.process_start_time", lambda pid: 1000.0)
+    record = fs.acquire_run_lock(project)
+    assert record["pid_started_at"] == 1000.0
+    path = _plant(project, {**record, "pid_started_at": 1000.0 + offset})
+    assert fs.release_run_lock(project) is True
+    assert not path.exists()
+
+
 def test_acquire_and_release_honour_their_timeout(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
