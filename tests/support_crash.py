@@ -185,7 +185,9 @@ def hold_run_lock(root: Path, library: str = OURS) -> None:
     # whole-file check still demands an old or a new version at every instant.
     fs.acquire_run_lock(root, {"campaign": "crash"})
     fs.release_run_lock(root)
-    fs.write_run_lock(fs.run_lock_path(root), {"pid": 1, "hostname": "elsewhere"})
+    # An expired lease, so clear_run_lock removes it (it keeps a live holder's).
+    stale = {"pid": 1, "hostname": "elsewhere", "lease_seconds": 1.0, "lease_renewed_at": 0}
+    fs.write_run_lock(fs.run_lock_path(root), stale)
     fs.clear_run_lock(fs.run_lock_path(root))
 
 

@@ -97,7 +97,9 @@ def _calls(fs: Any, root: Path) -> Iterator[tuple[str, Callable[[], object]]]:
             fs.worker_memory_path(root), fs.runs_root(root) / "iter_0001"
         ),
     )
-    yield "write_run_lock", lambda: fs.write_run_lock(fs.run_lock_path(root), {"pid": 1})
+    # The caller's own lock, as FermiLink's controller writes it: clear_run_lock
+    # removes it (it keeps one another live process holds).
+    yield "write_run_lock", lambda: fs.write_run_lock(fs.run_lock_path(root), {"pid": os.getpid()})
     yield "clear_run_lock", lambda: fs.clear_run_lock(fs.run_lock_path(root))
     if hasattr(fs, "record_iteration"):  # this package's own writers
         yield "append_results", lambda: fs.append_results(fs.results_path(root), [ROW, ROW])

@@ -8,6 +8,7 @@ Each race runs FermiLink's own function in fresh processes, once as shipped
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,12 +16,16 @@ import sys
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import Final
 
 import pytest
 
+import fermilink_state as fs
+from support_concurrency import run_lock_held_elsewhere
 from support_fermilink import (
     INPUT_FILES,
     fermilink_importable,
+    make_benchmark_repository,
     race_benchmark,
     race_input_staging,
     race_memory_notes,
@@ -229,3 +234,107 @@ def test_benchmark_run_files_are_never_torn(tmp_path: Path, entry: str, adopt: b
         adopt=adopt,
     )
     _assert_torn_reads(torn, reads, errors, adopt=adopt, writer=entry)
+
+
+# FermiLink's own `optimize` command (expert mode), launched while another
+# campaign holds the run lock: it is refused before any LLM is needed, and
+# clears the run lock in a `finally` on its way out.
+_REFUSED_LAUNCH: Final = """
+import argparse, sys
+if sys.argv[3] == "install":
+    from fermilink_state import adopt
+    adopt.install()
+from fermilink.cli.commands import optimize
+args = argparse.Namespace(
+    package_id="race", project_path=sys.argv[1], benchmark=sys.argv[2], allow_dirty=False,
+    goal=False, worker_model=None, baseline_only=False, plan_only=False,
+)
+try:
+    optimize.cmd_optimize(args)
+except Exception as error:
+    print(type(error).__name__, error)
+else:
+    print("launched")
+"""
+
+
+@pytest.mark.parametrize(("adapter", "survives"), [("install", True), ("none", False)])
+def test_a_refused_launch_keeps_the_running_campaigns_lock(
+    tmp_path: Path, adapter: str, survives: bool
+) -> None:
+    benchmark = make_benchmark_repository(tmp_path / "repo", size=10)
+    project = benchmark.parent
+    with run_lock_held_elsewhere(project) as holder:
+        completed = subprocess.run(
+            [sys.executable, "-c", _REFUSED_LAUNCH, str(project), str(benchmark), adapter],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert "appears active" in completed.stdout, completed.stdout + completed.stderr
+        lock = fs.load_run_lock(fs.run_lock_path(project))
+        # As shipped, the refused launch removed the running campaign's lock.
+        assert (lock is not None and lock["pid"] == holder.record["pid"]) is survives
+
+
+# FermiLink's own `optimize goal.md --resume`: run_goal_campaign rewrites the
+# goal copy in autogen/ inline, then (here) refuses the benchmark, before any LLM.
+_RESUMED_GOAL: Final = """
+import argparse, os, sys
+if sys.argv[2] == "install":
+    from fermilink_state import adopt
+    adopt.install()
+from fermilink.cli.commands import optimize
+os.chdir(sys.argv[1])
+args = argparse.Namespace(
+    package_id="goal.md", project_path=None, benchmark=None, allow_dirty=False, goal=True,
+    resume=True, worker_model=None, baseline_only=False, plan_only=False,
+)
+try:
+    optimize.cmd_optimize(args)
+except Exception as error:
+    print(type(error).__name__, error)
+"""
+
+
+def _goal_repository(root: Path) -> Path:
+    """A git repository with goal.md, and a goal campaign's autogen/ to resume."""
+    root.mkdir()
+    (root / "goal.md").write_text("# Goal\n\nMake solver.py faster.\n", encoding="utf-8")
+    (root / "solver.py").write_text("print(1)\n", encoding="utf-8")
+    identity = ["-c", "user.name=goal", "-c", "user.email=goal@example.com"]
+    for command in (["init", "-q"], ["add", "."], [*identity, "commit", "-q", "-m", "seed"]):
+        subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)
+    fs.ensure_autogen_root(root)
+    runner = [sys.executable, ".fermilink-optimize/autogen/benchmark_runner.py"]
+    benchmark = {"schema_version": 1, "benchmark_id": "goal", "cases": []}
+    benchmark["runtime"] = {"mode": "direct", "command": runner}
+    # JSON is YAML too. It has no repo block, so the resume is refused after the
+    # goal copy is rewritten (and before anything needs an LLM).
+    fs.goal_benchmark_path(root).write_text(json.dumps(benchmark), encoding="utf-8")
+    fs.goal_runner_path(root).write_text("print('{}')\n", encoding="utf-8")
+    fs.goal_copy_path(root).write_text("an older goal\n", encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(("adapter", "atomic"), [("install", True), ("none", False)])
+def test_resumed_goal_campaign_replaces_its_goal_copy_atomically(
+    tmp_path: Path, adapter: str, atomic: bool
+) -> None:
+    project = _goal_repository(tmp_path / "repo")
+    goal_copy = fs.goal_copy_path(project)
+    before = goal_copy.stat().st_ino
+    completed = subprocess.run(
+        [sys.executable, "-c", _RESUMED_GOAL, str(project), adapter],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "Goal resume benchmark is invalid" in completed.stdout, (
+        completed.stdout + completed.stderr
+    )
+    assert goal_copy.read_text(encoding="utf-8") == "# Goal\n\nMake solver.py faster.\n"
+    # A new inode: replaced by a rename. As shipped: truncated and rewritten in place.
+    assert (goal_copy.stat().st_ino != before) is atomic

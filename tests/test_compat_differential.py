@@ -6,7 +6,8 @@ file written (our ``*.lock`` files aside). Where we differ on purpose, the
 test name starts with ``test_deviation_``, names the SPEC rule that allows
 it, and asserts our behaviour exactly; the allowed deviations are SPEC §1
 (TSV cells are one line; falsy values written; pid_is_running EPERM and
-Windows; locked, atomic writes, with §2's ledger repairs) and SPEC §3 (memory
+Windows; locked, atomic writes, with §2's ledger repairs; write_run_lock and
+clear_run_lock leave a live holder's run lock alone, README "Deviations") and SPEC §3 (memory
 edits keep CRLF, BOM, fenced code and other bytes; corrupt JSON quarantined;
 non-UTF-8 raising StateCorruptError).
 """
@@ -997,6 +998,21 @@ def test_clear_run_lock_matches_reference(twin: Twin, present: bool) -> None:
     assert ours == theirs
 
 
+def test_deviation_clear_run_lock_keeps_a_live_holders_lock(twin: Twin) -> None:
+    # README "Deviations": the reference removes whoever holds it, so FermiLink's
+    # refused launch removed the running campaign's lock; ours keeps a live one.
+    payload = {"pid": 1, "hostname": _process.hostname()}  # init: alive, not us
+
+    def run(lib: Any, root: Path) -> object:
+        (root / "run.lock.json").write_text(json.dumps(payload))
+        return lib.clear_run_lock(root / "run.lock.json")
+
+    theirs, ours = twin.both(run)
+    assert (theirs.error, ours.error) == (None, None)
+    assert "run.lock.json" not in theirs.files
+    assert json.loads(ours.files["run.lock.json"]) == payload
+
+
 def test_clear_run_lock_on_a_folder_is_ignored_like_reference(twin: Twin) -> None:
     theirs, ours = twin.both(lambda lib, root: lib.clear_run_lock(root))
     assert (ours, ours.error) == (theirs, None)
@@ -1372,7 +1388,9 @@ def _campaign(lib: Any, project: Path) -> object:
     returned.append(
         lib.ensure_program_file(lib.default_program_path(project), content="# Program\n")
     )
-    lib.write_run_lock(lib.run_lock_path(project), {"pid": 1, "hostname": "h"})
+    lib.write_run_lock(
+        lib.run_lock_path(project), {"pid": os.getpid(), "hostname": _process.hostname()}
+    )
     returned.append(lib.load_run_lock(lib.run_lock_path(project)))
     state: dict[str, object] = {"iteration": 0, "incumbent": None}
     lib.write_state(lib.state_path(project), state)

@@ -270,10 +270,90 @@ def test_load_run_lock_reads_what_acquire_wrote(project: Path) -> None:
     assert fs.load_run_lock(fs.run_lock_path(project)) == record
 
 
-def test_clear_run_lock_removes_any_holder(project: Path) -> None:
-    path = _plant(project, {"pid": 1, "hostname": "elsewhere.invalid"})
+@pytest.mark.parametrize(
+    "holder",
+    [
+        pytest.param({"pid": dead_pid(), "hostname": socket.gethostname()}, id="dead"),
+        pytest.param(
+            {
+                "pid": 1,
+                "hostname": "elsewhere.invalid",
+                "lease_seconds": 1.0,
+                "lease_renewed_at": 0,
+            },
+            id="expired-lease",
+        ),
+        pytest.param({"pid": os.getpid(), "hostname": socket.gethostname()}, id="own"),
+        pytest.param({"pid": os.getpid()}, id="own-without-hostname"),
+        pytest.param("{torn", id="unreadable"),
+    ],
+)
+def test_clear_run_lock_removes_a_stale_or_own_lock(
+    project: Path, holder: dict[str, object] | str
+) -> None:
+    path = _plant(project, holder)
     fs.clear_run_lock(path)
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [
+        pytest.param({"pid": 1, "hostname": socket.gethostname()}, id="live"),
+        pytest.param({"pid": 1, "hostname": "elsewhere.invalid"}, id="other-host"),
+    ],
+)
+def test_clear_run_lock_keeps_a_lock_another_live_process_holds(
+    project: Path, holder: dict[str, object]
+) -> None:
+    # Deviation: the reference removes whoever holds it (see README).
+    path = _plant(project, holder)
+    before = path.read_bytes()
+    fs.clear_run_lock(path)
+    assert path.read_bytes() == before
+
+
+def _clear_in_another_process(path: Path) -> None:
+    code = (
+        "import sys, pathlib, fermilink_state as fs; fs.clear_run_lock(pathlib.Path(sys.argv[1]))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=30)
+
+
+def test_clear_run_lock_from_another_process_keeps_a_live_holders_lock(project: Path) -> None:
+    # FermiLink's refused launch: a second `fermilink optimize` clears the lock
+    # in a `finally` while the first campaign runs.
+    path = fs.run_lock_path(project)
+    with run_lock_held_elsewhere(project) as child:
+        _clear_in_another_process(path)
+        assert (fs.load_run_lock(path) or {}).get("pid") == child.record["pid"]
+        assert fs.run_lock_status(project).state == "active"
+
+
+def test_clear_run_lock_from_another_process_removes_a_dead_holders_lock(project: Path) -> None:
+    child = start_run_lock_child(project, hold=False)  # acquires, exits without releasing
+    stop_run_lock_child(child)
+    path = fs.run_lock_path(project)
+    assert path.exists()
+    _clear_in_another_process(path)
+    assert not path.exists()
+
+
+def test_clear_run_lock_ignores_a_lock_wait_that_timed_out(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _plant(project, {"pid": dead_pid(), "hostname": socket.gethostname()})
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "0.2")
+    with lock_held_elsewhere(path):
+        fs.clear_run_lock(path)  # as the reference: errors are ignored
+    assert path.exists()
+
+
+def test_clear_run_lock_of_a_missing_lock_leaves_no_lock_file(project: Path) -> None:
+    fs.ensure_optimize_root(project)
+    path = fs.run_lock_path(project)
+    fs.clear_run_lock(path)
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(path.name)] == []
 
 
 def _race(

@@ -58,7 +58,7 @@ def write_run_lock(path: Path, payload: dict[str, Any]) -> None:
     _fileops.make_folders(path.parent)  # the lock file needs its folder, durably
     with locked(path):
         status = _inspect(path)
-        if status.state == "active" and not _written_by_this_process(status.holder):
+        if _held_by_another_process(status):
             raise RunLockHeld(path, status.holder, status.reason)
         atomic_write_text(path, text)
 
@@ -69,9 +69,24 @@ def load_run_lock(path: Path) -> dict[str, Any] | None:
 
 
 def clear_run_lock(path: Path) -> None:
-    """Remove a run-lock file whoever holds it; ignore errors."""
-    with contextlib.suppress(OSError):
-        _fileops.unlink(path)
+    """Remove a run-lock file unless another live process holds it; ignore errors.
+
+    Under the run lock's file lock, the lock is judged like
+    :func:`write_run_lock` judges it: a stale lock, an unreadable one, or
+    one this process holds is removed; one held by another live process (or
+    on another host, which cannot be judged from here) is kept. This repairs
+    the reference's "remove whoever holds it": FermiLink's ``optimize``
+    command clears the lock in a ``finally``, so a launch refused because a
+    campaign is active removed that campaign's live lock. Errors, a lock
+    wait that timed out included, are ignored as in the reference. To
+    remove a live lock on purpose, use ``fermilink-state unlock --force``.
+    """
+    with contextlib.suppress(OSError):  # StateLockTimeout is a TimeoutError too
+        if not os.path.lexists(path):
+            return  # nothing to remove, and no lock file to leave beside it
+        with locked(path):
+            if not _held_by_another_process(_inspect(path)):
+                _fileops.unlink(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +212,11 @@ def _written_by_this_process(holder: dict[str, Any] | None) -> bool:
     if not holder or holder.get("pid") != os.getpid():
         return False
     return holder.get("hostname") in (None, hostname())
+
+
+def _held_by_another_process(status: RunLockStatus) -> bool:
+    """Whether a caller of the compatibility writers must leave the lock alone."""
+    return status.state == "active" and not _written_by_this_process(status.holder)
 
 
 def _is_mine(holder: dict[str, Any] | None) -> bool:

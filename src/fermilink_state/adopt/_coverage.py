@@ -5,7 +5,9 @@ A survey of FermiLink 0.3.10's installed package (every ``write_text``,
 ``fermilink/optimize/state.py`` whose target is in ``.fermilink-optimize/``
 or is the run lock) found the writers below. Writes that go through the
 state module itself (``optimize_state.write_state(...)`` and the like) need
-no entry: with the module alias they are this library's writes.
+no entry, unless the reference's function is what made the write unsafe
+(:data:`COVERED_THROUGH_THE_MODULE`): with the module alias they are this
+library's writes.
 """
 
 from __future__ import annotations
@@ -13,11 +15,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+import fermilink_state
 from fermilink_state._layout import inputs_root, run_lock_path
-from fermilink_state.adopt._routing import Wrapping, routed, staged_copy, under_lock
+from fermilink_state.adopt._routing import (
+    Wrapping,
+    paths_routed_during,
+    routed,
+    staged_copy,
+    under_lock,
+)
 
 SUPPORTED_FERMILINK_VERSION: Final = "0.3.10"
 MAIN_MODULE: Final = "fermilink.optimize.main"
+CLI_MODULE: Final = "fermilink.cli.commands.optimize"
+# The path helpers run_goal_campaign writes through inline (see its entry).
+GOAL_PATH_HELPERS: Final = ("goal_copy_path", "goal_benchmark_path", "goal_runner_path")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,20 @@ class UncoveredWrite:
     function: str
     writes: str
     why: str
+
+
+@dataclass(frozen=True, slots=True)
+class CoveredThroughTheModule:
+    """A write FermiLink makes by calling the state module, made safe by this library's function.
+
+    No wrapping is needed: with the module alias the call reaches this
+    library, whose function (unlike the reference's) is safe for the caller.
+    """
+
+    module: str
+    function: str
+    writes: str
+    how: str
 
 
 _ROUTED_HOW: Final = "routed: its path argument writes through the atomic writer"
@@ -158,24 +184,28 @@ COVERED_WRITERS: Final[tuple[CoveredWriter, ...]] = (
         "derived from it does",
         routed("project_root"),
     ),
-)
-
-UNCOVERED_WRITES: Final[tuple[UncoveredWrite, ...]] = (
-    UncoveredWrite(
+    CoveredWriter(
         MAIN_MODULE,
         "run_goal_campaign",
         "autogen/ goal copy, benchmark.yaml and runner when resuming or repairing "
-        "(Path.write_text inline)",
-        "the paths are made inside the function from its argparse namespace, so no "
-        "argument can route them; one controller writes them, under the run lock, and a "
-        "crash mid-write can leave a torn autogen file that the next run regenerates",
+        "(Path.write_text inline, on paths from the state module's goal_*_path helpers)",
+        "routed: while it runs (in its own thread and context only), the aliased module's "
+        "goal_copy_path, goal_benchmark_path and goal_runner_path return AtomicPath, so "
+        "its inline writes are atomic",
+        paths_routed_during("args", fermilink_state, GOAL_PATH_HELPERS),
     ),
-    UncoveredWrite(
-        "fermilink.cli.commands.optimize",
+)
+
+UNCOVERED_WRITES: Final[tuple[UncoveredWrite, ...]] = ()
+
+COVERED_THROUGH_THE_MODULE: Final[tuple[CoveredThroughTheModule, ...]] = (
+    CoveredThroughTheModule(
+        CLI_MODULE,
         "cmd_optimize",
-        "run.lock.json (removed with clear_run_lock in a `finally`, whoever holds it)",
-        "the removal goes through the state module's clear_run_lock, whose contract is "
-        "'remove whoever holds it'; a launch refused because a campaign is active "
-        "still removes that campaign's lock on its way out",
+        "run.lock.json (removed with clear_run_lock in a `finally`, also after a launch "
+        "refused because another campaign is active)",
+        "clear_run_lock keeps a run lock another live process holds (judged under the run "
+        "lock's file lock, like write_run_lock), so a refused launch no longer removes the "
+        "running campaign's lock",
     ),
 )

@@ -11,6 +11,7 @@ then put in place atomically.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import os
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Final
 
 from fermilink_state._atomic import _temp_name, atomic_write_bytes
@@ -173,6 +175,52 @@ def staged_copy(argument: str) -> Wrapping:
                 if staging.is_file():
                     atomic_write_bytes(target, staging.read_bytes())
                 return result
+
+        return _adopted(original, body)
+
+    return Wrapping(argument, wrapping)
+
+
+# Set while a wrapped function runs (see paths_routed_during): the path helpers
+# wrapped by it then return AtomicPath. A context variable, so another thread,
+# or a caller outside the wrapped function, gets the plain Path as before.
+_routing_helpers: Final = contextvars.ContextVar("fermilink_state_adopt_routing", default=False)
+
+
+def _routing_when_asked(helper: Callable[..., Path]) -> Callable[..., Path]:
+    @functools.wraps(helper)
+    def wrapper(*args: Any, **kwargs: Any) -> Path:
+        path = helper(*args, **kwargs)
+        return AtomicPath(path) if _routing_helpers.get() else path
+
+    setattr(wrapper, WRAPPED_MARKER, True)
+    return wrapper
+
+
+def paths_routed_during(argument: str, module: ModuleType, helpers: tuple[str, ...]) -> Wrapping:
+    """While the function runs, ``module``'s path ``helpers`` return :class:`AtomicPath`.
+
+    For a function that makes its paths itself (from ``<argument>``, which
+    is not a path) and writes them with ``Path.write_text``: it finds the
+    helpers by name in ``module`` (the state module, aliased to this
+    library), so wrapping them routes its writes. The helpers are replaced
+    in ``module`` once, by thin wrappers that return the same path, as an
+    ``AtomicPath`` only inside a call of the wrapped function (in its
+    thread and context): everyone else gets what they got before.
+    """
+
+    def wrapping(original: Callable[..., Any]) -> Callable[..., Any]:
+        for name in helpers:
+            helper = getattr(module, name)
+            if not getattr(helper, WRAPPED_MARKER, False):
+                setattr(module, name, _routing_when_asked(helper))
+
+        def body(call: inspect.BoundArguments) -> Any:
+            token = _routing_helpers.set(True)
+            try:
+                return original(*call.args, **call.kwargs)
+            finally:
+                _routing_helpers.reset(token)
 
         return _adopted(original, body)
 
