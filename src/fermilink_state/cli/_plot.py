@@ -164,7 +164,7 @@ def _tip(row: ResultRow) -> str:
 
 
 class _Points(NamedTuple):
-    iterations: Sequence[int]
+    iterations: Sequence[float]
     statuses: Sequence[str]
     values: Sequence[float | str]
 
@@ -201,28 +201,49 @@ class PlotData:
                 self.add(block)
             return
         self.counts.update(count_kinds(cells.statuses, cells.values))
-        self.names.update(cells.names)
-        self._add_points(list(map(int, cells.iterations)), cells.statuses, cells.values)
+        self._count_names(cells.names)
+        # Floats straight from the text: the points' arrays hold floats anyway.
+        self._add_points(list(map(float, cells.iterations)), cells.statuses, cells.values)
 
     def add(self, block: LedgerBlock) -> None:
         """Add one block of rows."""
         self.counts.update(count_kinds(block.statuses, block.values))
-        self.names.update(block.names)
+        self._count_names(block.names)
         if self.rows is not None:
             self.rows += block.rows()
             if len(self.rows) > DETAILED_ROWS:
                 self.rows = None
-        self._add_points(block.iterations, block.statuses, block.values)
+        self._add_points(list(map(float, block.iterations)), block.statuses, block.values)
+
+    def _count_names(self, names: Sequence[str]) -> None:
+        # A campaign names one metric: a set is cheaper than a count per row.
+        distinct = set(names)
+        if len(distinct) == 1:
+            self.names[next(iter(distinct))] += len(names)
+        else:
+            self.names.update(names)
 
     def _add_points(
-        self, iterations: Sequence[int], statuses: Sequence[str], values: Sequence[float | str]
+        self,
+        iterations: Sequence[float],
+        statuses: Sequence[str],
+        values: Sequence[float | str],
     ) -> None:
         block = _Points(iterations, statuses, values)
         if all_finite(values):
             # Whole columns at a time: a million rows cost no Python step each.
-            for kind in PLAIN_KINDS:
+            present = set(statuses)
+            if len(present) == 1:
+                [status] = present
+                kind = status if status in PLAIN_KINDS else "failed"
+                xs, ys = self.points[kind]
+                xs.extend(iterations)
+                ys.extend(values)  # type: ignore[arg-type]  # all floats
+                return
+            for kind in PLAIN_KINDS & present:
                 self._extend(kind, block, list(map(eq, statuses, repeat(kind))))
-            self._extend("failed", block, unplain_rows(statuses))
+            if present - PLAIN_KINDS:
+                self._extend("failed", block, unplain_rows(statuses))
             return
         for iteration, status, value in zip(
             block.iterations, block.statuses, block.values, strict=True
@@ -235,7 +256,7 @@ class PlotData:
 
     def _extend(self, group: str, block: _Points, chosen: list[bool]) -> None:
         xs, ys = self.points[group]
-        xs.extend(map(float, compress(block.iterations, chosen)))
+        xs.extend(compress(block.iterations, chosen))
         ys.extend(compress(block.values, chosen))  # type: ignore[arg-type]  # all floats
 
     def metric_label(self) -> str:
