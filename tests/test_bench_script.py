@@ -150,3 +150,34 @@ def test_a_goal_not_gated_is_printed_as_a_miss_but_fails_only_the_full_run(
         )
     assert bench.target_lines(short)[0][-1] == "MISSED; not gated in CI: an open goal"
     assert (len(bench.failed_targets(short)), len(bench.failed_targets(full))) == (0, 1)
+
+
+def _report_of(bench: ModuleType, measured: dict[str, float], *, short: bool = True) -> object:
+    report = bench.Report(bench.Plan.make(short=short))
+    for name, value in measured.items():
+        report.targets.append(bench.Target(name, "g", value, 1.0, at_least=False, shown="x"))
+    return report
+
+
+def test_a_short_runs_miss_fails_only_if_it_misses_again_when_measured_anew(
+    bench: ModuleType,
+) -> None:
+    first = _report_of(bench, {"stall": 2.0, "regression": 2.0, "fine": 0.5})
+    asked: list[set[str]] = []
+
+    def remeasure(names: set[str], attempt: int) -> object:
+        asked.append(names)
+        return _report_of(bench, {"stall": 0.9, "regression": 2.0})
+
+    failed = bench.confirmed_misses(first, remeasure)
+    assert [target.name for target in failed] == ["regression"]
+    assert asked == [{"stall", "regression"}, {"regression"}]  # again only what still missed
+
+
+def test_a_full_runs_miss_is_not_measured_again(bench: ModuleType) -> None:
+    first = _report_of(bench, {"slow": 2.0}, short=False)
+
+    def remeasure(names: set[str], attempt: int) -> object:
+        raise AssertionError("the full run judges what it measured")
+
+    assert [target.name for target in bench.confirmed_misses(first, remeasure)] == ["slow"]
