@@ -40,9 +40,9 @@ from fermilink_state._markdown import ALL_LEVELS, fence_spans, split_sections
 from fermilink_state._memory import LAST_UPDATED_PREFIX, memory_template, worker_memory_template
 from fermilink_state._process import pid_is_running
 from fermilink_state._results import (
-    _READ_BLOCK,
     ACCEPTED_STATUSES,
     RESULTS_HEADER,
+    line_blocks,
     parse_result_line,
     torn_tail,
     usual_rows,
@@ -310,7 +310,7 @@ class _LedgerScan:
     facts: _LedgerFacts = field(default_factory=_LedgerFacts)
 
     def run_blocks(self, handle: BinaryIO) -> None:
-        """Scan the ledger a block of whole lines at a time (``_READ_BLOCK`` bytes).
+        """Scan the ledger a block of whole lines at a time (see :func:`line_blocks`).
 
         A block of usual rows (see :func:`usual_rows`) is checked by one
         regular-expression pass and searched for the state's claims without a
@@ -318,19 +318,9 @@ class _LedgerScan:
         Anything else (line 1, CRLF, bad UTF-8, a malformed or torn line) is
         scanned line by line by :meth:`run`.
         """
-        number, rest = 1, b""
-        while True:
-            block = handle.read(_READ_BLOCK)
-            data = rest + block
-            if block:
-                cut = data.rfind(b"\n") + 1
-                data, rest = data[:cut], data[cut:]
-                if not data:
-                    continue  # one line longer than a block: read on
-            if data:
-                number = self._block(number, data)
-            if not block:
-                return
+        number = 1
+        for data, _whole in line_blocks(handle):
+            number = self._block(number, data)
 
     def _block(self, first: int, data: bytes) -> int:
         """Scan the lines of ``data``, the first being line ``first``; the next line's number."""

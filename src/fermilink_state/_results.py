@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import compress, islice, repeat
 from operator import contains
 from pathlib import Path
-from typing import Final, Literal, NamedTuple, cast
+from typing import BinaryIO, Final, Literal, NamedTuple, cast
 
 from fermilink_state import _fileops
 from fermilink_state._atomic import sweep_dead_temps
@@ -427,6 +427,27 @@ def iter_result_lines(text: str) -> Iterable[tuple[int, str]]:
             yield number, line
 
 
+def line_blocks(handle: BinaryIO) -> Iterator[tuple[bytes, bool]]:
+    """A file's bytes, ``_READ_BLOCK`` at a time, each block cut after its last line break.
+
+    Yields ``(data, whole)``; ``whole`` is False only for the last block:
+    the bytes after the file's last line break (never empty). Memory stays
+    bounded however long the file is (a line longer than a block is read on).
+    """
+    rest = b""
+    while True:
+        block = handle.read(_READ_BLOCK)
+        data = rest + block
+        if not block:
+            if data:
+                yield data, False
+            return
+        cut = data.rfind(b"\n") + 1
+        data, rest = data[:cut], data[cut:]
+        if data:
+            yield data, True
+
+
 def ledger_texts(
     path: Path, *, strict: bool, undecodable: Callable[[int, int], None] | None = None
 ) -> Iterator[tuple[int, str, bool]]:
@@ -445,18 +466,8 @@ def ledger_texts(
     first = 1
     reported = False
     with open(path, "rb") as handle:
-        rest = b""
-        while True:
-            block = handle.read(_READ_BLOCK)
-            data = rest + block
-            if block:
-                cut = data.rfind(b"\n") + 1
-                data, rest = data[:cut], data[cut:]
-                if not data:
-                    continue  # one line longer than a block: read on
-            elif not data:
-                return
-            if not block and first > 1 and torn_tail(data) is not None:
+        for data, whole in line_blocks(handle):
+            if not whole and first > 1 and torn_tail(data) is not None:
                 # What a crash left after the last line break is no row (the
                 # next append's own rule, torn_tail), whatever its bytes.
                 reason = "not a whole row" + _TORN_HINT
@@ -485,19 +496,19 @@ def ledger_texts(
             if "\r" in text:
                 # Exactly data_line's rule: the one \r before each \n goes.
                 text = text.replace("\r\n", "\n")
-            if block:
+            if whole:
                 text = text[:-1]  # the block's last newline
             if first == 1:
                 head, newline, text = text.partition("\n")
                 yield 1, head, False
                 first = 2
                 if not newline:
-                    if block:
+                    if whole:
                         continue
                     return
             yield first, text, "\r" not in text
             first += text.count("\n") + 1
-            if not block:
+            if not whole:
                 return
 
 
