@@ -10,7 +10,12 @@ import pytest
 
 from fermilink_state.testing import Outcome, run_concurrently
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [
+    pytest.mark.timeout(120),
+    # An xdist worker runs execnet's threads: Python 3.12+ warns at any fork()
+    # there. The fork start method is what these tests are about.
+    pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
+]
 
 
 def _pid_and_square(index: int, base: int) -> tuple[int, int]:
