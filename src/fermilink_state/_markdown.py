@@ -385,7 +385,7 @@ class PlainEditor:
         self._splices: list[tuple[int, int, bytes]] = []
         self._edited: list[tuple[int, int]] = []
         self._inserted: list[str] = []
-        self._appended_to: list[tuple[int, int]] = []
+        self._appended_to: list[tuple[int, int, str]] = []
 
     def _section(self, heading: str) -> tuple[int, int]:
         # (start, end) of the first section with exactly this heading line.
@@ -418,18 +418,30 @@ class PlainEditor:
     def append_line(self, heading: str, entry: str) -> None:
         """Add ``entry`` at the end of ``heading``'s section (no placeholder to drop)."""
         start, end = self._section(heading)
-        self._appended_to.append((start, end))  # placeholders: see verify()
+        self._appended_to.append((start, end, heading))  # placeholders: see verify()
         self._splices.append((end, end, self._encode([entry])))
 
-    def verify(self) -> None:
+    def verify(self, known_clean: frozenset[str] = frozenset()) -> None:
         """Raise :class:`NotPlain` if a section appended to holds a placeholder line.
 
         SectionEditor would drop that line. Rather than look for exactly such
         lines, any occurrence of a placeholder's text sends the edit there.
+        Sections whose heading is in ``known_clean`` are known free of it.
         """
-        for start, end in self._appended_to:
-            if _PLACEHOLDER_SEARCH(self.data, start, end):
+        for start, end, heading in self._appended_to:
+            if heading not in known_clean and _PLACEHOLDER_SEARCH(self.data, start, end):
                 raise NotPlain
+
+    @property
+    def appended_to(self) -> frozenset[str]:
+        """The headings of the sections :meth:`append_line` added to."""
+        return frozenset(heading for _start, _end, heading in self._appended_to)
+
+    def inserted_placeholder_text(self) -> bool:
+        """Whether a line this editor inserts holds a placeholder's text."""
+        return any(
+            placeholder in line for line in self._inserted for placeholder in PLACEHOLDER_LINES
+        )
 
     def set_metadata(self, prefix: str, value: str) -> None:
         """Replace the first line starting with ``prefix`` by ``prefix + value``."""

@@ -6,7 +6,7 @@ import codecs
 from pathlib import Path
 from typing import Final
 
-from fermilink_state import _clock, _fileops
+from fermilink_state import _clock, _fileops, _known_documents
 from fermilink_state._atomic import atomic_write_chunks, atomic_write_text
 from fermilink_state._create import create_if_missing
 from fermilink_state._errors import StateCorruptError
@@ -259,16 +259,31 @@ def record_campaign_event(
 
         try:
             # The usual memory file: edited as bytes, written as slices of them,
-            # and checked (UTF-8, placeholders) while the disk writes the result.
+            # and checked (UTF-8, placeholders) while the disk writes the result,
+            # unless the checks were done on these very bytes when we wrote them.
             plain = PlainEditor(data, REFERENCE_LEVELS)
             record(plain)
+            known_clean = _known_documents.clean_sections(path, data)
+            chunks = plain.chunks(verify=False)
+            if known_clean is not None and plain.appended_to <= known_clean:
+                atomic_write_chunks(path, chunks)
+            else:
 
-            def verify() -> None:
-                check_utf8(path, data)
-                plain.verify()
+                def verify() -> None:
+                    if known_clean is None:
+                        check_utf8(path, data)
+                    plain.verify(known_clean or frozenset())
 
-            atomic_write_chunks(path, plain.chunks(verify=False), check=verify)
+                atomic_write_chunks(path, chunks, check=verify)
         except NotPlain:
+            _known_documents.forget(path)
             full = SectionEditor(decode_memory(path, data), REFERENCE_LEVELS)
             record(full)
             atomic_write_text(path, full.text)
+            return
+        if plain.inserted_placeholder_text():
+            _known_documents.forget(path)
+        else:
+            _known_documents.remember(
+                path, chunks, (known_clean or frozenset()) | plain.appended_to
+            )
