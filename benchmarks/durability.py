@@ -10,22 +10,28 @@ one call of each:
 - ``filelock, then fdatasync``: a filelock round trip, then the fdatasync
   round trip, timed as one call beside the durable append (see below);
 - ``reference append``: ``fermilink.optimize.state.append_result`` (no lock,
-  no sync: a power cut can take the row);
+  no sync: a power cut can take the row), in a tight loop; and
+  ``reference append, after a sync``: the same call, each one right after a
+  sync, as every durable append of ours runs (its ledger is synced after it,
+  untimed, so that no later sync pays for its row);
 - ``append, fsync off`` and ``append, durable``: ours with
   ``FERMILINK_STATE_FSYNC=0`` and ``=1``.
 
 The budget: a durable append costs at most a filelock round trip + one
 fdatasync round trip + 1.5x the reference's append; exits 1 when it is
-missed. The lock and the sync are measured together, in the durable append's
-place: every durable append starts right after a sync (its predecessor's),
-and Python code that runs right after the process slept in a sync (or any
-sleep) runs slower than in a tight loop (caches and CPU taken by others
-meanwhile): here a filelock round trip costs ~100 µs in a loop and ~160-240
-µs right after a sync. Summing the loop's lock with the sync would charge
-that difference to the append. The sum of the parts measured apart is shown
-too. The fsync-off append is shown against its own budget (a filelock round
-trip + 1.5x the reference's append), which ``benchmarks/bench.py`` judges; on
-a loaded machine the lock's cost swings, so compare within one run.
+missed. Every part is measured where a durable append runs: right after a
+sync (its predecessor's). Python code that runs right after the process
+slept in a sync (or any sleep) runs two to three times slower than in a
+tight loop (caches and the CPU taken by others meanwhile): here a filelock
+round trip costs ~100 µs in a loop and ~160-240 µs right after a sync, and
+the reference's append ~20 µs and ~45 µs. So the lock and the sync are timed
+together, and the reference's append after a sync; charging ours at its
+after-a-sync cost against parts timed in a loop would compare unlike things.
+The budget with the parts timed in loops is printed too. The fsync-off
+append is shown against its own budget (a filelock round trip + 1.5x the
+reference's append, both in loops, like ours), which
+``benchmarks/bench.py`` judges; on a loaded machine the lock's cost swings,
+so compare within one run.
 
     python benchmarks/durability.py [--rounds N] [--calls N] [--dir PATH] [--sleep µS]
 
@@ -120,11 +126,30 @@ def _cases(folder: Path, reference: ModuleType | None) -> dict[str, Callable[[],
             reference.append_result(reference_ledger, **ROW)
 
         cases["reference append"] = reference_append
+        cases[REFERENCE_AFTER_SYNC] = reference_append
+        _UNTIMED_AFTER[REFERENCE_AFTER_SYNC] = lambda: _sync_file(reference_ledger)
     return cases
 
 
+def _sync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+# Untimed work after a case's call: the reference's row synced, so that the
+# next timed sync does not write it.
+_UNTIMED_AFTER: dict[str, Callable[[], None]] = {}
+
+
 LOCK_THEN_SYNC: Final = "filelock, then fdatasync"
-SYNCING: Final = frozenset({"fdatasync round trip", LOCK_THEN_SYNC, "append, durable"})
+REFERENCE_AFTER_SYNC: Final = "reference append, after a sync"
+# Timed among the syncing cases: each call of one follows a sync.
+SYNCING: Final = frozenset(
+    {"fdatasync round trip", LOCK_THEN_SYNC, "append, durable", REFERENCE_AFTER_SYNC}
+)
 
 
 # The median, over the rounds of turns, of what one durable append cost beyond
@@ -135,8 +160,20 @@ EXCESS: Final = "durable append beyond filelock, then fdatasync"
 
 
 def durable_budget(medians: dict[str, float]) -> float:
-    """A filelock round trip + one fdatasync round trip + 1.5x the reference's append."""
-    return medians[LOCK_THEN_SYNC] + BUDGET_FACTOR * medians["reference append"]
+    """A filelock round trip + one fdatasync round trip + 1.5x the reference's append.
+
+    Each timed where a durable append runs: right after a sync.
+    """
+    return medians[LOCK_THEN_SYNC] + BUDGET_FACTOR * medians[REFERENCE_AFTER_SYNC]
+
+
+def loop_budget(medians: dict[str, float]) -> float:
+    """The same budget with the lock, the sync and the reference's append timed in loops."""
+    return (
+        medians["filelock round trip"]
+        + medians["fdatasync round trip"]
+        + BUDGET_FACTOR * medians["reference append"]
+    )
 
 
 def durable_cost(medians: dict[str, float]) -> float:
@@ -173,6 +210,8 @@ def measure(folder: Path, rounds: int, calls: int, sleep: float = 0.0) -> dict[s
                     start = time.perf_counter()
                     call()
                     samples[name].append(time.perf_counter() - start)
+                    if name in _UNTIMED_AFTER:
+                        _UNTIMED_AFTER[name]()
                 if "append, durable" in names:
                     excess.append(samples["append, durable"][-1] - samples[LOCK_THEN_SYNC][-1])
     medians = {name: statistics.median(values) for name, values in samples.items()}
@@ -187,7 +226,7 @@ def report(medians: dict[str, float]) -> bool:
     """Print the table, the ratios and the verdicts; ``True`` when every budget is met."""
     for name, seconds in medians.items():
         if name != EXCESS:
-            print(f"{name:26} {_us(seconds):>12}")
+            print(f"{name:32} {_us(seconds):>12}")
     floor = medians["fdatasync round trip"]
     durable = medians["append, durable"]
     off = medians["append, fsync off"]
@@ -202,19 +241,21 @@ def report(medians: dict[str, float]) -> bool:
     budget = durable_budget(medians)
     judged = durable_cost(medians)
     met = judged <= budget
+    after_sync = medians[REFERENCE_AFTER_SYNC]
     print(
         f"durable append beyond a filelock round trip + fdatasync, paired call by call: "
-        f"{_us(medians[EXCESS])} vs 1.5x reference {_us(BUDGET_FACTOR * reference)}"
+        f"{_us(medians[EXCESS])} vs 1.5x the reference's append after a sync "
+        f"{_us(BUDGET_FACTOR * after_sync)}"
     )
     print(
         f"durable append: {_us(judged)} vs budget {_us(budget)} "
-        f"(filelock, then fdatasync + 1.5x reference; {judged / budget:.2f}x of it): "
-        + ("met" if met else "MISSED")
+        f"(filelock, then fdatasync + 1.5x reference after a sync; "
+        f"{judged / budget:.2f}x of it): " + ("met" if met else "MISSED")
     )
-    apart = lock + floor + BUDGET_FACTOR * reference
     print(
-        f"  (the parts measured apart sum to {_us(apart)}: the lock in a loop, "
-        f"{_us(medians[LOCK_THEN_SYNC] - floor - lock)} cheaper than after a sync)"
+        f"  (with the parts timed in loops the budget is {_us(loop_budget(medians))}: "
+        f"the lock {_us(medians[LOCK_THEN_SYNC] - floor - lock)} and the reference's "
+        f"append {_us(after_sync - reference)} cheaper than right after a sync)"
     )
     off_budget = lock + BUDGET_FACTOR * reference
     print(

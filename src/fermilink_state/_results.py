@@ -306,15 +306,8 @@ def append_result(
     line if an earlier crash left the last row torn. Tabs and line breaks in
     any cell become spaces, so the row is always one line of six fields.
     """
-    row = format_result_row(
-        iteration=iteration,
-        commit=commit,
-        status=status,
-        primary_metric_name=primary_metric_name,
-        primary_metric_value=primary_metric_value,
-        description=description,
-    )
-    _append(path, row)
+    cells = (iteration, commit, status, primary_metric_name, primary_metric_value, description)
+    _append(path, _rows_text((cells,)))
 
 
 def append_results(
