@@ -162,3 +162,14 @@ def test_forget_drops_what_was_known(tmp_path: Path) -> None:
     _known_documents.remember(path, [b"x", b"\n"], frozenset())
     _known_documents.forget(path)
     assert _known_documents.clean_sections(path, b"x\n") is None
+
+
+def test_a_document_is_known_by_its_pieces_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "memory.md"
+    data = b"# title\n- a\n- b\n"
+    _known_documents.remember(
+        path, [memoryview(data)[:8], b"- a\n", memoryview(data)[12:]], frozenset()
+    )
+    swapped = b"# title\n- b\n- a\n"
+    known = [_known_documents.clean_sections(path, text) is not None for text in (data, swapped)]
+    assert known == [True, False]

@@ -3,10 +3,13 @@
 A campaign event must scan the sections it appends to for placeholder text
 and check that the file is UTF-8: a scan of most of the file, every event,
 and the largest cost of an event after the disk's. When the file still holds
-exactly the bytes this process wrote last (compared in full: a fast memcmp),
-those checks were done on them already, and need not be done again. The
-knowledge belongs to the bytes, not to the file: another writer's edit, by
-any means, makes the comparison fail and the next event checks everything.
+exactly the bytes this process wrote last (compared in full, a memcmp per
+piece written), those checks were done on them already, and need not be done
+again. The knowledge belongs to the bytes, not to the file: another writer's
+edit, by any means, makes the comparison fail and the next event checks
+everything. The pieces are kept as written (slices of the bytes the event
+read, and its new lines), not joined: a copy of a large file in fresh memory
+would cost about what the scan does.
 """
 
 from __future__ import annotations
@@ -25,10 +28,22 @@ _KEPT: Final = 4
 
 @dataclass(frozen=True, slots=True)
 class KnownDocument:
-    """Bytes this process wrote, valid UTF-8, and the headings of sections free of placeholders."""
+    """Bytes this process wrote (valid UTF-8), and the headings of sections free of placeholders."""
 
-    data: bytes
+    pieces: tuple[bytes | memoryview, ...]
+    size: int
     clean_sections: frozenset[str]
+
+    def holds(self, data: bytes) -> bool:
+        """Whether ``data`` is byte for byte the pieces, one after the other."""
+        if len(data) != self.size:
+            return False
+        position = 0
+        for piece in self.pieces:
+            if not data.startswith(piece, position):
+                return False
+            position += len(piece)
+        return True
 
 
 _known: dict[str, KnownDocument] = {}
@@ -54,15 +69,19 @@ def clean_sections(path: Path, data: bytes) -> frozenset[str] | None:
     it is UTF-8.
     """
     known = _known.get(os.path.abspath(path))
-    if known is None or known.data != data:
+    if known is None or not known.holds(data):
         return None
     return known.clean_sections
 
 
 def remember(path: Path, pieces: Iterable[bytes | memoryview], clean: frozenset[str]) -> None:
-    """Record that ``path`` now holds the UTF-8 bytes ``pieces``, with ``clean`` sections."""
+    """Record that ``path`` now holds the UTF-8 bytes ``pieces``, with ``clean`` sections.
+
+    The pieces are kept, not copied: they must not change afterwards.
+    """
     key = os.path.abspath(path)
-    document = KnownDocument(b"".join(pieces), clean)
+    kept = tuple(pieces)
+    document = KnownDocument(kept, sum(map(len, kept)), clean)
     with _guard:
         _known.pop(key, None)
         _known[key] = document
