@@ -654,6 +654,15 @@ def test_append_results_takes_result_rows_and_mappings_without_description(
     )
 
 
+def test_append_results_needs_every_key_but_the_description(tmp_path: Path) -> None:
+    path = _ledger(tmp_path)
+    before = path.read_bytes()
+    mapping = {key: value for key, value in APPENDED.items() if key != "commit"}
+    with pytest.raises(KeyError, match="commit"):
+        append_results(path, [APPENDED, mapping])
+    assert path.read_bytes() == before
+
+
 def test_append_results_honours_its_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

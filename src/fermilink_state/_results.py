@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import compress, islice, repeat
-from operator import contains
+from operator import contains, itemgetter
 from pathlib import Path
 from typing import BinaryIO, Final, Literal, NamedTuple, cast
 
@@ -99,6 +99,7 @@ def format_result_row(
 
 
 _Cells = tuple[object, object, object, object, object, object]
+_MAPPING_CELLS: Final = itemgetter(*RESULT_FIELDS)
 # The usual row (an int, three printable str cells, a float metric, a str
 # description), in the reference's format: "%.12g" is what f"{x:.12g}" gives.
 _USUAL_ROW: Final = "%d\t%s\t%s\t%s\t%.12g\t%s\n"
@@ -318,28 +319,26 @@ def append_results(
     Each row is a :class:`ResultRow` or a mapping with :func:`append_result`'s
     keyword names.
     """
-    # Raw values, converted as append_result converts them (a None
-    # description is empty there, not "None").
-    cells: list[_Cells] = [
-        (
-            row.iteration,
-            row.commit,
-            row.status,
-            row.primary_metric_name,
-            row.primary_metric_value,
-            row.description,
-        )
-        if isinstance(row, ResultRow)
-        else (
-            row["iteration"],
-            row["commit"],
-            row["status"],
-            row["primary_metric_name"],
-            row["primary_metric_value"],
-            row.get("description", ""),
-        )
-        for row in rows
-    ]
+    rows = list(rows)
+    try:
+        # The usual batch: mappings with all six keys, read by one C call a row.
+        cells: list[_Cells] = list(map(_MAPPING_CELLS, rows))
+    except (KeyError, TypeError):
+        # Raw values, converted as append_result converts them (a None
+        # description is empty there, not "None").
+        cells = [
+            row
+            if isinstance(row, ResultRow)
+            else (
+                row["iteration"],
+                row["commit"],
+                row["status"],
+                row["primary_metric_name"],
+                row["primary_metric_value"],
+                row.get("description", ""),
+            )
+            for row in rows
+        ]
     if not cells:
         return 0
     _append(path, _rows_text(cells), timeout)
