@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import compress, islice, repeat
 from operator import contains
 from pathlib import Path
-from typing import BinaryIO, Final, Literal, NamedTuple, cast
+from typing import Any, BinaryIO, Final, Literal, NamedTuple, cast
 
 from fermilink_state import _fileops
 from fermilink_state._atomic import sweep_dead_temps
@@ -44,10 +44,10 @@ _HEADER_LINE: Final = RESULTS_HEADER.rstrip("\n")
 # Lines of six fields with an integer iteration (a subset of what the parser
 # accepts: a block that does not match is parsed line by line).
 _USUAL_ROWS: Final = re.compile(r"(?:-?[0-9]+(?:\t[^\t\n]*){5}\n)*-?[0-9]+(?:\t[^\t\n]*){5}")
-# One usual row per line: its iteration, status, metric name and metric cells.
-_KEY_CELLS: Final = re.compile(
-    r"^(-?[0-9]+)\t[^\t\n]*\t([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\t[^\t\n]*$", re.MULTILINE
-)
+# Deleting every other byte from a block leaves its separators: five tabs
+# and a line break per row of six cells.
+_NOT_SEPARATORS: Final = bytes(byte for byte in range(256) if byte not in b"\t\n")
+_ROW_SEPARATORS: Final = b"\t\t\t\t\t\n"
 _READ_BLOCK: Final = 1 << 20  # bytes per read of a long ledger: ~15,000 rows
 
 # Everything str.splitlines() breaks a line on, plus the tab: none may reach a cell.
@@ -584,29 +584,46 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _plain_block(lines: list[str]) -> LedgerBlock | None:
+def _plain_block(text: str) -> LedgerBlock | None:
     """The block's rows when every line is a usual row (else ``None``: parse line by line).
 
     A usual row: six fields, an integer iteration, a metric that is a plain
     number, or text no float() accepts. This is what a million-row ledger
     costs, so it runs as a few whole-column operations.
     """
-    if not lines:
+    cells = _parsed_cells(text)
+    if cells is None:
         return None
+    return LedgerBlock(*[cells[column::6] for column in range(len(RESULT_FIELDS))])
+
+
+def _parsed_cells(text: str) -> list[Any] | None:
+    """:func:`six_cells` of ``text``, iterations as ints and metrics parsed, or ``None``."""
     with collector_paused():
-        return _columns(lines)
-
-
-def _columns(lines: list[str]) -> LedgerBlock | None:
-    try:
-        columns = list(zip(*[line.split("\t") for line in lines], strict=True))
-        if len(columns) != len(RESULT_FIELDS):
+        text_cells = six_cells(text)
+        if text_cells is None:
             return None
-        iterations = list(map(int, columns[0]))
-    except ValueError:
-        return None  # rows of unequal length, or an iteration that is not an integer
-    values = metric_column(columns[4])
-    return LedgerBlock(iterations, columns[1], columns[2], columns[3], values, columns[5])
+        cells: list[Any] = text_cells  # converted in place, column by column
+        try:
+            cells[0::6] = map(int, text_cells[0::6])
+        except ValueError:
+            return None  # an iteration that is not an integer
+        cells[4::6] = metric_column(text_cells[4::6])
+        return cells
+
+
+def six_cells(text: str) -> list[str] | None:
+    """Every cell of ``text``, six per line, in one flat list; ``None`` unless each line has six.
+
+    Two C-level passes and no object per line: the separators (all that is
+    left once every other byte is deleted) must be five tabs and a line
+    break per line, then one split cuts every cell.
+    """
+    separators = text.encode("utf-8", "surrogatepass").translate(None, _NOT_SEPARATORS)
+    expected = _ROW_SEPARATORS * (separators.count(b"\n") + 1)
+    if len(separators) != len(expected) - 1 or not expected.startswith(separators):
+        return None
+    return text.replace("\n", "\t").split("\t")
 
 
 def metric_column(cells: Sequence[str]) -> list[float | str]:
@@ -664,12 +681,11 @@ def text_block(
     path: Path, first: int, text: str, *, plain: bool, strict: bool
 ) -> LedgerBlock | None:
     """The rows of one block of text (see :func:`ledger_texts`); ``None`` for no rows."""
-    lines = text.split("\n")
-    block = _plain_block(lines) if plain else None
+    block = _plain_block(text) if plain else None
     if block is None:
         rows = [
             row
-            for number, raw in enumerate(lines, start=first)
+            for number, raw in enumerate(text.split("\n"), start=first)
             if (row := _parse_or_report(path, number, raw, strict=strict)) is not None
         ]
         if not rows:
@@ -679,28 +695,31 @@ def text_block(
 
 
 class KeyCells(NamedTuple):
-    """The iteration, status, metric-name and metric cells of a block of usual rows."""
+    """The iterations, status, metric-name and metric cells of a block of usual rows."""
 
-    iterations: Sequence[str]
+    iterations: list[int]
     statuses: Sequence[str]
     names: Sequence[str]
-    values: Sequence[float | str]
+    values: list[float | str]
 
 
 def key_cells(text: str) -> KeyCells | None:
     """The :class:`KeyCells` of ``text`` when every line is a usual row, else ``None``.
 
     ``text`` is a block from :func:`ledger_texts` that is plain and not line
-    1. One regular-expression pass finds and checks every line at once, with
-    no object per field that is not wanted: what ``status`` and ``plot``
-    cost on a long ledger. ``None`` says only "parse it line by line".
+    1. A few whole-column operations find and check every line at once, with
+    no Python step per row: what ``status`` and ``plot`` cost on a long
+    ledger. ``None`` says only "parse it line by line".
     """
-    found = _KEY_CELLS.findall(text)
-    if not found or len(found) != text.count("\n") + 1:
-        return None
     with collector_paused():
-        iterations, statuses, names, cells = zip(*found, strict=True)
-        return KeyCells(iterations, statuses, names, metric_column(cells))
+        cells = six_cells(text)
+        if cells is None:
+            return None
+        try:
+            iterations = list(map(int, cells[0::6]))
+        except ValueError:
+            return None  # an iteration that is not an integer
+        return KeyCells(iterations, cells[2::6], cells[3::6], metric_column(cells[4::6]))
 
 
 def usual_rows(text: str) -> bool:
@@ -719,11 +738,17 @@ def read_results(path: Path, *, strict: bool = True) -> list[ResultRow]:
     with ``strict=False`` it is skipped with a :class:`StateCorruptWarning`.
     A missing file raises ``FileNotFoundError``.
     """
+    path = Path(path)
     rows: list[ResultRow] = []
     # Paused throughout, not only per block: each pass would scan the rows read so far.
     with collector_paused():
-        for block in ledger_blocks(path, strict=strict):
-            rows += block.rows()
+        for first, text, plain in ledger_texts(path, strict=strict):
+            cells = _parsed_cells(text) if plain else None
+            if cells is not None:
+                # Each six cells in a row, with no Python step per row.
+                rows += map(_NEW_ROW, repeat(ResultRow), zip(*[iter(cells)] * 6, strict=True))
+            elif (block := text_block(path, first, text, plain=plain, strict=strict)) is not None:
+                rows += block.rows()
     return rows
 
 
