@@ -10,8 +10,9 @@ import os
 import re
 import sys
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import compress, islice, repeat
+from itertools import compress, repeat
 from operator import contains
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Literal, NamedTuple, cast
@@ -651,6 +652,20 @@ def _nth_line(text: str, index: int) -> str:
     return text.split("\n", index + 1)[index]
 
 
+def _row_of_cells(cells: list[str], line: int) -> ResultRow:
+    """Line ``line`` of a block's :func:`six_cells`, parsed."""
+    return parse_result_line("\t".join(cells[line * 6 : line * 6 + 6]))
+
+
+def _integers(cells: list[str]) -> bool:
+    """Whether ``int()`` takes every cell (as the line-by-line parser would)."""
+    try:
+        deque(map(int, cells), maxlen=0)
+    except ValueError:
+        return False
+    return True
+
+
 def _ascii_metric(cell: str) -> float | str:
     # For ASCII text without "_", float() accepts exactly what parse_metric does.
     try:
@@ -778,9 +793,9 @@ def best_result(
     if isinstance(rows_or_path, str | Path):
         path = Path(rows_or_path)
         for first, text, plain in ledger_texts(path, strict=True):
-            if plain and usual_rows(text):
-                tracker.add_text(text)
-            elif (block := text_block(path, first, text, plain=plain, strict=True)) is not None:
+            if plain and tracker.add_text(text):
+                continue
+            if (block := text_block(path, first, text, plain=plain, strict=True)) is not None:
                 tracker.add_block(block)
     else:
         for row in rows_or_path:
@@ -791,7 +806,7 @@ def best_result(
 class IncumbentTracker:
     """The best row seen so far, fed one row at a time (see :func:`best_result`)."""
 
-    __slots__ = ("_candidates", "_key", "_sign", "_wanted", "best")
+    __slots__ = ("_key", "_sign", "_wanted", "best")
 
     def __init__(
         self,
@@ -802,13 +817,6 @@ class IncumbentTracker:
         self._sign = 1.0 if direction == "minimize" else -1.0
         self._key = math.inf
         self._wanted = frozenset(statuses)
-        # The metric cell of each row whose status is wanted, in a block of usual rows.
-        self._candidates = re.compile(
-            r"^-?[0-9]+\t[^\t\n]*\t(?:"
-            + "|".join(re.escape(status) for status in sorted(self._wanted))
-            + r")\t[^\t\n]*\t([^\t\n]*)\t",
-            re.MULTILINE,
-        )
 
     def add(self, row: ResultRow) -> bool:
         """Consider ``row``; ``True`` when it became the best so far."""
@@ -821,11 +829,33 @@ class IncumbentTracker:
             return True
         return False
 
-    def add_text(self, text: str) -> None:
-        """Consider every row of a block of usual rows (see :func:`usual_rows`)."""
-        if not self._wanted:
-            return
-        values = metric_column(self._candidates.findall(text))
+    def add_text(self, text: str) -> bool:
+        """Consider every row of a block of text (see :func:`ledger_texts`, plain, not line 1).
+
+        ``False`` (nothing considered) unless every line is a usual row: then
+        parse it line by line. Only the metrics of wanted rows are parsed.
+        """
+        cells = six_cells(text)
+        if cells is None or not _integers(cells[0::6]):
+            return False
+        chosen = list(map(contains, repeat(self._wanted), cells[2::6]))
+        values = metric_column(list(compress(cells[4::6], chosen)))
+        self._add_candidates(chosen, values, lambda line: _row_of_cells(cells, line))
+        return True
+
+    def add_cells(self, cells: KeyCells, text: str) -> None:
+        """Consider every row of a block of usual rows (see :func:`key_cells`)."""
+        chosen = list(map(contains, repeat(self._wanted), cells.statuses))
+        values = list(compress(cells.values, chosen))
+        self._add_candidates(chosen, values, lambda line: parse_result_line(_nth_line(text, line)))
+
+    def _add_candidates(
+        self,
+        chosen: list[bool],
+        values: list[float | str],
+        row_at: Callable[[int], ResultRow],
+    ) -> None:
+        """Consider the ``values`` of the ``chosen`` rows of a block (``row_at(line)``: a row)."""
         if not values:
             return
         if all_finite(values):
@@ -845,28 +875,7 @@ class IncumbentTracker:
             best = self._sign * best_key
         key = self._sign * best
         if self.best is None or key < self._key:
-            match = next(islice(self._candidates.finditer(text), index, None))
-            start = match.start()
-            end = text.find("\n", start)
-            self.best = parse_result_line(text[start : None if end < 0 else end])
-            self._key = key
-
-    def add_cells(self, cells: KeyCells, text: str) -> None:
-        """Consider every row of a block of usual rows (see :func:`key_cells`)."""
-        chosen = list(map(contains, repeat(self._wanted), cells.statuses))
-        values = list(compress(cells.values, chosen))
-        if not values:
-            return
-        if not all_finite(values):
-            self.add_text(text)  # text, NaN or infinity among them
-            return
-        # Whole columns: no Python step per row (all_finite: every value is a float).
-        floats = cast(list[float], values)
-        best = min(floats) if self._sign > 0 else max(floats)
-        key = self._sign * best
-        if self.best is None or key < self._key:
-            index = list(compress(range(len(chosen)), chosen))[floats.index(best)]
-            self.best = parse_result_line(_nth_line(text, index))
+            self.best = row_at(list(compress(range(len(chosen)), chosen))[index])
             self._key = key
 
     def add_block(self, block: LedgerBlock) -> None:
