@@ -451,16 +451,19 @@ def _write_seed_file(path: str, data: bytes) -> None:
 
 def remove_project(project: OptimizeProject) -> None:
     """Delete a throwaway project's folder; missing files are fine."""
-    try:
-        _remove_seeded(os.fspath(project.root))
-    except OSError:
-        # Anything but a seeded project left as seeded (files added, a
-        # folder or file missing or replaced): remove whatever is there.
-        shutil.rmtree(project.root, ignore_errors=True)
+    if _FD_RELATIVE:  # not on Windows
+        try:
+            _remove_seeded(os.fspath(project.root))
+        except OSError:
+            pass  # more than a seed left (or something replaced): rmtree removes it
+        else:
+            return
+    shutil.rmtree(project.root, ignore_errors=True)
 
 
 # What a seeded project holds: these files in its campaign folder, and runs/.
 _SEEDED_FILES: Final = (*_SEED_FILENAMES, _layout.RUNS_DIRNAME)
+_FD_RELATIVE: Final = {os.open, os.unlink, os.rmdir} <= os.supports_dir_fd
 _FOLDER_FLAGS: Final = (
     os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC
 )
