@@ -12,13 +12,13 @@ the bottom instead of vanishing.
 from __future__ import annotations
 
 import math
+import struct
 from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import compress, islice
-from operator import le
+from itertools import compress
 from pathlib import Path
 from typing import Final, cast
 from xml.sax.saxutils import escape, quoteattr
@@ -179,8 +179,8 @@ class _Group:
             return
         if self.ascending:
             self.ascending = ascending and (not self.xs or self.xs[-1] <= xs[0])
-        self.xs.fromlist(cast(list[float], xs))  # ints become floats
-        self.ys.fromlist(ys)
+        self.xs.frombytes(_packed(xs))  # ints become floats
+        self.ys.frombytes(_packed(ys))
 
     def in_order(self) -> tuple[Sequence[float], Sequence[float]]:
         """The points in iteration order (usually they are already: no sort then)."""
@@ -194,8 +194,15 @@ class _Group:
 _PICK: Final = [bytes(int(byte == code) for byte in range(256)) for code in range(len(ROW_KINDS))]
 
 
-def _ascending(xs: Sequence[float]) -> bool:
-    return all(map(le, xs, islice(xs, 1, None)))
+def _packed(values: list[int] | list[float]) -> bytes:
+    """``values`` as C doubles: one struct call, several times faster than ``fromlist``."""
+    return struct.pack(f"{len(values)}d", *values)
+
+
+def _ascending(xs: list[int] | list[float]) -> bool:
+    # Timsort finds a sorted list in one pass of C comparisons: faster than
+    # comparing neighbours through map().
+    return sorted(xs) == xs
 
 
 def _widen(extent: list[float], values: Sequence[float], *, ascending: bool = False) -> None:
