@@ -7,11 +7,22 @@ import random
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from fermilink_state import ResultRow
-from fermilink_state.cli._plot import DETAILED_ROWS, LEFT, PLOT_BOTTOM, RIGHT, render_svg
+from fermilink_state import ResultRow, append_results, read_results
+from fermilink_state._results import LedgerBlock
+from fermilink_state.cli._plot import (
+    DETAILED_ROWS,
+    LEFT,
+    PLOT_BOTTOM,
+    RIGHT,
+    PlotData,
+    _improvements,
+    plot_ledger,
+    render_svg,
+)
 from fermilink_state.cli._tally import ROW_KINDS, row_kind
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -258,3 +269,65 @@ def test_a_million_rows_make_a_chart_under_a_megabyte() -> None:
         best = min(best, value)
         rows.append(ResultRow(i, "c", status, "m", value, "d"))
     assert len(render_svg(rows).encode("utf-8")) < 200_000
+
+
+# -- the ledger read a block at a time ------------------------------------------------
+
+
+def _naive_improvements(values: list[float], direction: str) -> list[int]:
+    found: list[int] = []
+    best = math.nan
+    for index, value in enumerate(values):
+        if not found or (value < best if direction == "minimize" else value > best):
+            found.append(index)
+            best = value
+    return found
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+@pytest.mark.parametrize("count", [1, 1023, 1024, 1025, 5000])
+@pytest.mark.parametrize("trend", ["random", "improving", "worsening", "flat"])
+def test_the_incumbent_steps_are_every_improvement(direction: str, count: int, trend: str) -> None:
+    rng = random.Random(count)
+    shapes = {
+        "random": lambda i: rng.uniform(0, 10),
+        "improving": lambda i: float(-i if direction == "minimize" else i),
+        "worsening": lambda i: float(i if direction == "minimize" else -i),
+        "flat": lambda i: 2.0,
+    }
+    values = [shapes[trend](i) for i in range(count)]
+    found = list(_improvements(values, direction))  # type: ignore[arg-type]
+    assert found == _naive_improvements(values, direction)
+
+
+def test_blocks_each_in_order_but_not_after_one_another_are_sorted() -> None:
+    rows = _campaign(DETAILED_ROWS * 3)
+    later, earlier = rows[DETAILED_ROWS:], rows[:DETAILED_ROWS]
+    data = PlotData()
+    for part in (later, earlier):
+        data.add(LedgerBlock(*zip(*part, strict=True)))
+    for direction in ("minimize", "maximize"):
+        assert render_svg(data, direction=direction) == render_svg(
+            later + earlier, direction=direction
+        )
+
+
+@pytest.mark.parametrize("order", ["in order", "shuffled", "halves swapped"])
+def test_a_ledger_read_a_block_at_a_time_is_drawn_as_its_rows(tmp_path: Path, order: str) -> None:
+    # Three read blocks and more: kinds, ranges and the order of the points
+    # are gathered block by block, and must come out as from the rows at once
+    # (also when each block is in order but one block starts before the last ended).
+    rows = _campaign(70_000, seed=7)
+    if order == "shuffled":
+        rng = random.Random(3)
+        rows = [row._replace(iteration=row.iteration + rng.randint(-40, 40)) for row in rows]
+    elif order == "halves swapped":
+        rows = rows[35_000:] + rows[:35_000]
+    path = tmp_path / "results.tsv"
+    append_results(path, rows)
+    assert path.stat().st_size > 3 * (1 << 20)
+    data, skipped = plot_ledger(path)
+    assert skipped == []
+    for direction in ("minimize", "maximize"):
+        from_rows = render_svg(read_results(path), direction=direction)
+        assert render_svg(data, direction=direction) == from_rows

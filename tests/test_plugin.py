@@ -441,6 +441,37 @@ def test_projects_are_removed_after_each_test(pytester: pytest.Pytester) -> None
     assert "fermilink-state project" not in result.stdout.str()
 
 
+COUNT_NEW_PROJECTS = """
+    import importlib
+
+    import pytest
+
+    # The module the plugin imports from (an attribute of the package may be
+    # an older copy after an in-process pytester run).
+    _project = importlib.import_module("fermilink_state.testing._project")
+    made = []
+
+    @pytest.fixture(autouse=True)
+    def count_new_projects(monkeypatch):
+        real = _project.new_project
+        monkeypatch.setattr(_project, "new_project", lambda root: made.append(root) or real(root))
+
+    def test_seeded(seeded_project, seeded_results, seeded_memory):
+        assert seeded_project.results_path.is_file()
+        assert len(made) == 1
+
+    def test_made(make_optimize_project):
+        made.clear()
+        assert make_optimize_project().state_path.is_file()
+        assert len(made) == 1
+"""
+
+
+def test_a_seeded_project_makes_its_folders_once(pytester: pytest.Pytester) -> None:
+    _write(pytester, "test_count.py", COUNT_NEW_PROJECTS)
+    pytester.runpytest("-p", "fermilink_state").assert_outcomes(passed=2)
+
+
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["plain", "xdist"])
 def test_keep_option_keeps_projects_and_prints_failed_ones(
     pytester: pytest.Pytester, xdist: list[str]

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,6 +214,43 @@ def test_remove_project(tmp_path: Path) -> None:
     remove_project(project)
     remove_project(project)  # a second removal is fine
     assert not project.root.exists()
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["none", "unseeded", "file added", "file removed", "folder added", "file is a folder"],
+)
+def test_remove_project_removes_whatever_the_test_left(tmp_path: Path, change: str) -> None:
+    project = new_project(tmp_path / "p") if change == "unseeded" else seed_project(tmp_path / "p")
+    if change == "file added":
+        fermilink_state.append_results(project.results_path, [DEFAULT_BASELINE])  # a lock file
+    elif change == "file removed":
+        project.memory_path.unlink()
+    elif change == "folder added":
+        (project.runs_root / "run-1").mkdir()
+        (project.runs_root / "run-1" / "log.txt").write_text("x", encoding="utf-8")
+    elif change == "file is a folder":
+        project.state_path.unlink()
+        project.state_path.mkdir()
+    remove_project(project)
+    assert not project.root.exists()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("linked", ["campaign folder", "project folder"])
+def test_remove_project_never_deletes_through_a_link(tmp_path: Path, linked: str) -> None:
+    # A test may swap a folder for a link to files it must not lose.
+    elsewhere = seed_project(tmp_path / "elsewhere")
+    before = elsewhere.snapshot()
+    project = seed_project(tmp_path / "p")
+    if linked == "campaign folder":
+        shutil.rmtree(project.optimize_root)
+        project.optimize_root.symlink_to(elsewhere.optimize_root, target_is_directory=True)
+    else:
+        shutil.rmtree(project.root)
+        project.root.symlink_to(elsewhere.root, target_is_directory=True)
+    remove_project(project)
+    assert elsewhere.snapshot() == before
 
 
 # -- snapshots --------------------------------------------------------------

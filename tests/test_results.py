@@ -8,13 +8,17 @@ import io
 import math
 import os
 import random
+import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fermilink.optimize import state as reference
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fermilink_state import (
     RESULTS_HEADER,
@@ -682,3 +686,95 @@ def test_append_into_a_missing_folder_is_enoent_with_the_remedy(tmp_path: Path) 
         "the campaign folder does not exist; call ensure_optimize_root() first",
         str(target),
     )
+
+
+# -- the block readers against the line-by-line rules ------------------------------
+
+# Lines a ledger may hold: usual rows, rows the whole-block readers must hand
+# back to the line-by-line parser (odd iterations and metrics), and malformed
+# lines, among them lines of five and seven fields that hold as many tabs
+# together as two good rows.
+_LINES = (
+    "3\tc3\taccepted\tm\t1.5\td",
+    "4\tc4\trejected\tm\t2.25\tdescription four",
+    "5\tc5\tbaseline\tm\t0.5\t",
+    "6\tc6\tcrash\tm\tnan\td",
+    "7\tc7\taccepted\tm\tinf\td",
+    "8\tc8\taccepted\tm\tpending\td",
+    "9\tc9\taccepted\tm\t1_0\td",
+    "10\tc10\taccepted\tm\t\u0663\td",
+    "11\tc11\taccepted\tm\t  2.5 \td",
+    "12\tc12\taccepted\tm\t0x1p3\td",
+    "13\tc13\trejected\tm\t1e400\td",
+    "+14\tc\taccepted\tm\t1\td",
+    " 15\tc\taccepted\tm\t1\td",
+    "\u0661\u0666\tc\taccepted\tm\t1\td",
+    "1_7\tc\taccepted\tm\t1\td",
+    "-18\tc\taccepted\tm\t1\td",
+    "1234567890123456789012345\tc\taccepted\tm\t1\td",
+    "\tc\taccepted\tm\t1\td",
+    "x\tc\taccepted\tm\t1\td",
+    "19\tc\taccepted\tm\t1\td\u2028tail",
+    "20\tc\taccepted",
+    "21\ta\tb\tc\td",
+    "22\ta\tb\tc\td\te\tf",
+    "",
+)
+
+
+def _line_by_line(text: str) -> tuple[list[ResultRow], list[int]]:
+    """The rows of a ledger's text by the documented rules, one line at a time; bad lines."""
+    rows: list[ResultRow] = []
+    bad: list[int] = []
+    for number, raw in enumerate(text.split("\n")[:-1], start=1):
+        line = _results.data_line(number, raw)
+        if line is None:
+            continue
+        try:
+            rows.append(_results.parse_result_line(line))
+        except ValueError:
+            bad.append(number)
+    return rows, bad
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(st.lists(st.sampled_from(_LINES), max_size=30))
+def test_the_block_readers_follow_the_line_by_line_rules(lines: list[str]) -> None:
+    from fermilink_state.cli._plot import plot_ledger
+    from fermilink_state.cli._tally import kind_of, tally_ledger
+
+    text = RESULTS_HEADER + "".join(line + "\n" for line in lines)
+    rows, bad = _line_by_line(text)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "results.tsv"
+        path.write_text(text, encoding="utf-8")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert repr(read_results(path, strict=False)) == repr(rows)
+        assert [str(warning.message).split(":")[1] for warning in caught] == list(map(str, bad))
+        if bad:
+            with pytest.raises(StateCorruptError, match=f":{bad[0]}: malformed row"):
+                read_results(path)
+        else:
+            assert repr(read_results(path)) == repr(rows)
+        tally, skipped = tally_ledger(path)
+        data, _ = plot_ledger(path)
+    kinds = Counter(kind_of(row.status, row.primary_metric_value) for row in rows)
+    assert (tally.rows, len(skipped)) == (len(rows), len(bad))
+    assert tally.kinds == data.counts == kinds
+    assert tally.by_status == Counter(row.status for row in rows)
+    assert tally.last_iteration == max((row.iteration for row in rows), default=None)
+
+
+def test_lines_of_five_and_seven_fields_are_not_read_as_two_rows(tmp_path: Path) -> None:
+    # As many tabs together as two rows: only a check of each line tells them apart.
+    path = _ledger(
+        tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\ta\tb\tc\t3\n", "4\ta\tb\tc\t5\te\tf\n"
+    )
+    assert _results.six_cells("2\ta\tb\tc\t3\n4\ta\tb\tc\t5\te\tf") is None
+    with pytest.raises(StateCorruptError, match=r":3: malformed row: expected 6"):
+        read_results(path)
+    with pytest.warns(StateCorruptWarning) as caught:
+        rows = read_results(path, strict=False)
+    assert rows == [ResultRow(1, "c", "accepted", "m", 1.0, "d")]
+    assert [str(warning.message).split(":")[1] for warning in caught] == ["3", "4"]

@@ -238,11 +238,12 @@ def _test_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizePro
     return project
 
 
-def _seed(root: Path, seed: dict[str, Any]) -> OptimizeProject:
-    from fermilink_state.testing._project import SeedError, seed_project
+def _seed(project: OptimizeProject, seed: dict[str, Any]) -> OptimizeProject:
+    """Write ``seed``'s files into ``project``, whose folders exist."""
+    from fermilink_state.testing._project import SeedError, write_seed
 
     try:
-        return seed_project(root, **seed)
+        return write_seed(project, seed)
     except SeedError as error:
         pytest.fail(f"@pytest.mark.{MARKER}: {error}", pytrace=False)
 
@@ -251,7 +252,7 @@ def _seeded_project(request: pytest.FixtureRequest, tmp_path: Path) -> OptimizeP
     project = _test_project(request, tmp_path)
     if not request.node.stash.get(_SEEDED, False):
         _clock_first(request)
-        _seed(project.root, _marker_seed(request.node))
+        _seed(project, _marker_seed(request.node))
         request.node.stash[_SEEDED] = True
     return project
 
@@ -310,7 +311,7 @@ def make_optimize_project(request: pytest.FixtureRequest, tmp_path: Path) -> Pro
             if seed:
                 raise TypeError(f"seed values {sorted(seed)} given with seeded=False")
             return _register(request, new_project(root))
-        return _register(request, _seed(root, {**marker_seed, **seed}))
+        return _register(request, _seed(new_project(root), {**marker_seed, **seed}))
 
     return make
 

@@ -12,15 +12,15 @@ the bottom instead of vanishing.
 from __future__ import annotations
 
 import math
+import struct
 from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import compress, islice, repeat
-from operator import eq, le
+from itertools import compress
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Final, cast
 from xml.sax.saxutils import escape, quoteattr
 
 from fermilink_state._results import (
@@ -34,15 +34,15 @@ from fermilink_state._results import (
 from fermilink_state._wording import counted
 from fermilink_state.cli._status import metric_text
 from fermilink_state.cli._tally import (
-    PLAIN_KINDS,
     ROW_KINDS,
     Direction,
     RowKind,
+    count_codes,
     count_kinds,
+    finite_kind_codes,
     kind_of,
     read_leniently,
     row_kind,
-    unplain_rows,
 )
 
 DETAILED_ROWS: Final = 2_000  # up to this many rows, one mark (and tooltip) each
@@ -163,10 +163,53 @@ def _tip(row: ResultRow) -> str:
     return f"{text} · {row.description}" if row.description else text
 
 
-class _Points(NamedTuple):
-    iterations: Sequence[float]
-    statuses: Sequence[str]
-    values: Sequence[float | str]
+class _Group:
+    """The points of one kind of row (or of the band): flat float arrays, 16 bytes a point."""
+
+    __slots__ = ("ascending", "xs", "ys")
+
+    def __init__(self) -> None:
+        self.xs: array[float] = array("d")
+        self.ys: array[float] = array("d")
+        self.ascending = True  # whether xs never decrease (then no sort is needed)
+
+    def extend(self, xs: list[int] | list[float], ys: list[float], *, ascending: bool) -> None:
+        """Append points; ``ascending`` says whether ``xs`` never decrease."""
+        if not xs:
+            return
+        if self.ascending:
+            self.ascending = ascending and (not self.xs or self.xs[-1] <= xs[0])
+        self.xs.frombytes(_packed(xs))  # ints become floats
+        self.ys.frombytes(_packed(ys))
+
+    def in_order(self) -> tuple[Sequence[float], Sequence[float]]:
+        """The points in iteration order (usually they are already: no sort then)."""
+        if self.ascending:
+            return self.xs, self.ys
+        pairs = sorted(zip(self.xs, self.ys, strict=True))
+        return [x for x, _ in pairs], [y for _, y in pairs]
+
+
+# bytes.translate tables: the rows of one kind code become 1, the others 0.
+_PICK: Final = [bytes(int(byte == code) for byte in range(256)) for code in range(len(ROW_KINDS))]
+
+
+def _packed(values: list[int] | list[float]) -> bytes:
+    """``values`` as C doubles: one struct call, several times faster than ``fromlist``."""
+    return struct.pack(f"{len(values)}d", *values)
+
+
+def _ascending(xs: list[int] | list[float]) -> bool:
+    # Timsort finds a sorted list in one pass of C comparisons: faster than
+    # comparing neighbours through map().
+    return sorted(xs) == xs
+
+
+def _widen(extent: list[float], values: Sequence[float], *, ascending: bool = False) -> None:
+    """Widen ``[lowest, highest]`` to take in ``values`` (not empty)."""
+    lowest, highest = (values[0], values[-1]) if ascending else (min(values), max(values))
+    extent[0] = min(extent[0], lowest)
+    extent[1] = max(extent[1], highest)
 
 
 class PlotData:
@@ -174,18 +217,20 @@ class PlotData:
 
     Per kind of row, the iterations and values of the points, in flat float
     arrays (16 bytes a row, no object per row); the counts by the shared rule
-    (:func:`~fermilink_state.cli._tally.count_kinds`); and the rows
-    themselves while there are at most ``DETAILED_ROWS`` of them, for one
-    mark and tooltip each. Rows without a finite value go to the ``band``.
+    (:func:`~fermilink_state.cli._tally.count_kinds`); the range of the
+    iterations and of the finite values; and the rows themselves while there
+    are at most ``DETAILED_ROWS`` of them, for one mark and tooltip each.
+    Rows without a finite value go to the ``band``.
     """
 
     def __init__(self) -> None:
         self.counts: Counter[RowKind] = Counter()
         self.names: Counter[str] = Counter()
-        self.points: dict[str, tuple[array[float], array[float]]] = {
-            group: (array("d"), array("d")) for group in (*ROW_KINDS, BAND_GROUP)
-        }
+        self.points: dict[str, _Group] = {group: _Group() for group in (*ROW_KINDS, BAND_GROUP)}
         self.rows: list[ResultRow] | None = []
+        # [lowest, highest]: every iteration, and every finite value.
+        self.x_extent = [math.inf, -math.inf]
+        self.y_extent = [math.inf, -math.inf]
 
     @property
     def total(self) -> int:
@@ -200,64 +245,65 @@ class PlotData:
             if block is not None:
                 self.add(block)
             return
-        self.counts.update(count_kinds(cells.statuses, cells.values))
         self._count_names(cells.names)
-        # Floats straight from the text: the points' arrays hold floats anyway.
-        self._add_points(list(map(float, cells.iterations)), cells.statuses, cells.values)
+        self._add_points(cells.iterations, cells.statuses, cells.values)
 
     def add(self, block: LedgerBlock) -> None:
         """Add one block of rows."""
-        self.counts.update(count_kinds(block.statuses, block.values))
         self._count_names(block.names)
         if self.rows is not None:
             self.rows += block.rows()
             if len(self.rows) > DETAILED_ROWS:
                 self.rows = None
-        self._add_points(list(map(float, block.iterations)), block.statuses, block.values)
+        self._add_points(list(block.iterations), block.statuses, list(block.values))
 
     def _count_names(self, names: Sequence[str]) -> None:
-        # A campaign names one metric: a set is cheaper than a count per row.
-        distinct = set(names)
-        if len(distinct) == 1:
-            self.names[next(iter(distinct))] += len(names)
+        # A campaign names one metric: one comparison a row, no count per row.
+        if names and names.count(names[0]) == len(names):
+            self.names[names[0]] += len(names)
         else:
             self.names.update(names)
 
     def _add_points(
-        self,
-        iterations: Sequence[float],
-        statuses: Sequence[str],
-        values: Sequence[float | str],
+        self, iterations: list[int], statuses: Sequence[str], values: list[float | str]
     ) -> None:
-        block = _Points(iterations, statuses, values)
+        """Count the rows by kind, and add each to its kind's points (or the band)."""
+        if not iterations:
+            return
+        ascending = _ascending(iterations)
+        _widen(self.x_extent, iterations, ascending=ascending)
         if all_finite(values):
             # Whole columns at a time: a million rows cost no Python step each.
-            present = set(statuses)
-            if len(present) == 1:
-                [status] = present
-                kind = status if status in PLAIN_KINDS else "failed"
-                xs, ys = self.points[kind]
-                xs.extend(iterations)
-                ys.extend(values)  # type: ignore[arg-type]  # all floats
-                return
-            for kind in PLAIN_KINDS & present:
-                self._extend(kind, block, list(map(eq, statuses, repeat(kind))))
-            if present - PLAIN_KINDS:
-                self._extend("failed", block, unplain_rows(statuses))
+            floats = cast(list[float], values)
+            _widen(self.y_extent, floats)
+            codes = finite_kind_codes(statuses)
+            kinds = count_codes(codes)
+            self.counts.update(kinds)
+            for code, kind in enumerate(ROW_KINDS):
+                if kinds[kind] == len(codes):
+                    self.points[kind].extend(iterations, floats, ascending=ascending)
+                elif kinds[kind]:
+                    chosen = codes.translate(_PICK[code])
+                    xs = list(compress(iterations, chosen))
+                    self.points[kind].extend(
+                        xs,
+                        list(compress(floats, chosen)),
+                        # A subsequence of an ascending block ascends too.
+                        ascending=ascending or _ascending(xs),
+                    )
             return
-        for iteration, status, value in zip(
-            block.iterations, block.statuses, block.values, strict=True
-        ):
+        self.counts.update(count_kinds(statuses, values))
+        grouped: dict[str, tuple[list[int], list[float]]] = {}
+        for iteration, status, value in zip(iterations, statuses, values, strict=True):
             finite = isinstance(value, float) and math.isfinite(value)
             group = kind_of(status, value) if finite else BAND_GROUP
-            xs, ys = self.points[group]
+            xs, ys = grouped.setdefault(group, ([], []))
             xs.append(iteration)
             ys.append(value if finite else math.nan)  # type: ignore[arg-type]
-
-    def _extend(self, group: str, block: _Points, chosen: list[bool]) -> None:
-        xs, ys = self.points[group]
-        xs.extend(compress(block.iterations, chosen))
-        ys.extend(compress(block.values, chosen))  # type: ignore[arg-type]  # all floats
+        for name, (xs, ys) in grouped.items():
+            if name != BAND_GROUP:
+                _widen(self.y_extent, ys)
+            self.points[name].extend(xs, ys, ascending=_ascending(xs))
 
     def metric_label(self) -> str:
         """The y axis label: the most common metric names."""
@@ -316,16 +362,12 @@ def render_svg(
         )
         parts.append("</svg>")
         return "\n".join(parts) + "\n"
-    everything = [xs for xs, _ in data.points.values() if xs]
-    x_low, x_high = _range([min(map(min, everything)), max(map(max, everything))], 0.03)
+    x_low, x_high = _range(data.x_extent, 0.03)
     x_scale = _Scale(x_low, x_high, LEFT, RIGHT)
-    finite = [ys for group, (_, ys) in data.points.items() if group != BAND_GROUP and ys]
-    if finite:
-        y_low, y_high = _range([min(map(min, finite)), max(map(max, finite))], 0.06)
-    else:
-        y_low, y_high = 0.0, 1.0
+    finite = data.y_extent[0] <= data.y_extent[1]
+    y_low, y_high = _range(data.y_extent, 0.06) if finite else (0.0, 1.0)
     y_scale = _Scale(y_low, y_high, PLOT_BOTTOM, TOP)
-    parts += _axes(x_scale, y_scale, metric, has_values=bool(finite))
+    parts += _axes(x_scale, y_scale, metric, has_values=finite)
     size = 4.5 if total <= 150 else 3.0 if total <= 1500 else 2.0
     band_y = BOTTOM - BAND / 2
 
@@ -356,14 +398,6 @@ def render_svg(
     return "\n".join(parts) + "\n"
 
 
-def _sorted_points(xs: array[float], ys: array[float]) -> tuple[Sequence[float], Sequence[float]]:
-    """The points in iteration order (usually they are already: no sort then)."""
-    if all(map(le, xs, islice(xs, 1, None))):
-        return xs, ys
-    pairs = sorted(zip(xs, ys, strict=True))
-    return [x for x, _ in pairs], [y for _, y in pairs]
-
-
 def _columns(xs: Sequence[float], x_scale: _Scale) -> Iterator[tuple[int, int]]:
     """``(start, stop)`` index ranges of the points in each pixel column (xs sorted)."""
     start = 0
@@ -385,7 +419,7 @@ def _spans(
     at: float | None = None,
 ) -> list[str]:
     """One path for ``group``: per pixel column, a stroke from its lowest to highest value."""
-    xs, ys = _sorted_points(*data.points[group])
+    xs, ys = data.points[group].in_order()
     if not xs:
         return []
     kind = "failed" if group == BAND_GROUP else group
@@ -470,23 +504,18 @@ def _incumbent_line(
     pixel column are drawn as one (the line looks the same), so its length
     is bounded by the chart's width, not by the ledger's.
     """
-    xs: list[float] = []
-    ys: list[float] = []
-    for kind in ACCEPTED_STATUSES:
-        kind_xs, kind_ys = data.points[kind]
-        xs += kind_xs
-        ys += kind_ys
-    if not xs:
+    groups = [data.points[kind] for kind in ACCEPTED_STATUSES if data.points[kind].xs]
+    if not groups:
         return []
-    xs_sorted, ys_sorted = _sorted_points(array("d", xs), array("d", ys))
-    minimize = direction == "minimize"
-    best = math.nan
+    merged = groups[0]
+    if len(groups) > 1:
+        merged = _Group()
+        for group in groups:
+            merged.extend(group.xs.tolist(), group.ys.tolist(), ascending=group.ascending)
+    xs, ys = merged.in_order()
     steps: list[tuple[float, float]] = []  # (pixel x, pixel y)
-    for x, y in zip(xs_sorted, ys_sorted, strict=True):
-        if best == best and not (y < best if minimize else y > best):  # noqa: PLR0124
-            continue
-        best = y
-        point = (x_scale(x), y_scale(y))
+    for index in _improvements(ys, direction):
+        point = (x_scale(xs[index]), y_scale(ys[index]))
         if steps and math.floor(steps[-1][0]) == math.floor(point[0]):
             steps[-1] = (steps[-1][0], point[1])
         else:
@@ -495,9 +524,31 @@ def _incumbent_line(
     d = [f"M{_num(first_x)} {_num(first_y)}"]
     for x, y in steps[1:]:
         d.append(f"H{_num(x)}V{_num(y)}")
-    last = max(max(xs) for xs, _ in data.points.values() if xs)
-    d.append(f"H{_num(max(x_scale(last), steps[-1][0]))}")
+    d.append(f"H{_num(max(x_scale(data.x_extent[1]), steps[-1][0]))}")
     return [f'<path class="incumbent" d="{"".join(d)}"/>']
+
+
+_CHUNK: Final = 1024  # values a running best skips at once when none improves on it
+
+
+def _improvements(ys: Sequence[float], direction: Direction) -> Iterator[int]:
+    """Where the running best of ``ys`` improves (strictly), the first value included.
+
+    A chunk whose best value does not beat the running best is skipped with
+    one ``min`` (or ``max``): a campaign improves rarely, so only a few
+    chunks are looked at value by value.
+    """
+    sign = 1.0 if direction == "minimize" else -1.0
+    chunk_best = min if direction == "minimize" else max
+    best = math.inf
+    for start in range(0, len(ys), _CHUNK):
+        chunk = ys[start : start + _CHUNK]
+        if start and sign * chunk_best(chunk) >= best:
+            continue
+        for offset, value in enumerate(chunk):
+            if sign * value < best or not (start or offset):
+                best = sign * value
+                yield start + offset
 
 
 def plot_ledger(path: Path) -> tuple[PlotData, list[str]]:

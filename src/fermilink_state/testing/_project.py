@@ -297,8 +297,16 @@ def initial_state(
 def new_project(root: Path) -> OptimizeProject:
     """An empty project at ``root``: only the campaign folder and its ``runs/`` exist."""
     project = OptimizeProject(Path(root))
-    # One mkdir per missing level; ensure_optimize_root would stat twice more.
-    project.runs_root.mkdir(parents=True, exist_ok=True)
+    top = os.fspath(project.root)
+    optimize = os.path.join(top, _layout.OPTIMIZE_DIRNAME)
+    try:
+        # Usually a fresh folder (a test's): three mkdirs and nothing else;
+        # mkdir(parents=True) would first fail on each missing level.
+        os.mkdir(top)
+        os.mkdir(optimize)
+        os.mkdir(os.path.join(optimize, _layout.RUNS_DIRNAME))
+    except OSError:
+        project.runs_root.mkdir(parents=True, exist_ok=True)
     return project
 
 
@@ -326,7 +334,6 @@ def seed_project(
     that of the first call with the same seed. Files are not fsynced:
     seeded projects are for tests and benchmarks.
     """
-    project = new_project(root)
     seed = {
         "package_id": package_id,
         "benchmark_id": benchmark_id,
@@ -336,9 +343,18 @@ def seed_project(
         "state": state,
         "memory": memory,
     }
-    paths = (project.memory_path, project.results_path, project.state_path)
-    for path, data in zip(paths, _seed_files(seed), strict=True):
-        _write_seed_file(path, data)
+    return write_seed(new_project(root), seed)
+
+
+def write_seed(project: OptimizeProject, seed: Mapping[str, Any]) -> OptimizeProject:
+    """Write a seed's files into ``project``, whose folders exist (see :func:`seed_project`).
+
+    ``seed`` holds keys of :data:`SEED_KEYS`; those left out take their defaults.
+    """
+    optimize = os.path.join(project.root, _layout.OPTIMIZE_DIRNAME)
+    files = _seed_files({**_SEED_DEFAULTS, **seed})
+    for name, data in zip(_SEED_FILENAMES, files, strict=True):
+        _write_seed_file(os.path.join(optimize, name), data)
     return project
 
 
@@ -347,7 +363,23 @@ def seed_project(
 # and over, so it is built once and written per test.
 _SEEDS: Final[dict[str, tuple[bytes, bytes, bytes]]] = {}
 _SEEDS_KEPT: Final = 256
-_NEW_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_SEED_DEFAULTS: Final[dict[str, Any]] = {
+    "package_id": DEFAULT_PACKAGE_ID,
+    "benchmark_id": DEFAULT_BENCHMARK_ID,
+    "benchmark_rel": DEFAULT_BENCHMARK_REL,
+    "optimize_branch": DEFAULT_OPTIMIZE_BRANCH,
+    "results": None,
+    "state": None,
+    "memory": None,
+}
+# The files of _seed_files, in its order.
+_SEED_FILENAMES: Final = (
+    _layout.MEMORY_FILENAME,
+    _layout.RESULTS_FILENAME,
+    _layout.STATE_FILENAME,
+)
+_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC
 
 
 def _seed_files(seed: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
@@ -401,15 +433,13 @@ def _build_seed(
     )
 
 
-def _write_seed_file(path: Path, data: bytes) -> None:
+def _write_seed_file(path: str, data: bytes) -> None:
     # A fresh project's file is created in place (nobody can see it half
     # written yet); one that exists is replaced atomically, as any write.
     try:
-        fd = os.open(
-            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666
-        )
+        fd = os.open(path, _NEW_FILE, 0o666)
     except FileExistsError:
-        _write_throwaway(path, data)
+        _write_throwaway(Path(path), data)
         return
     try:
         view = memoryview(data)
@@ -421,7 +451,45 @@ def _write_seed_file(path: Path, data: bytes) -> None:
 
 def remove_project(project: OptimizeProject) -> None:
     """Delete a throwaway project's folder; missing files are fine."""
+    if _FD_RELATIVE:  # not on Windows
+        try:
+            _remove_seeded(os.fspath(project.root))
+        except OSError:
+            pass  # more than a seed left (or something replaced): rmtree removes it
+        else:
+            return
     shutil.rmtree(project.root, ignore_errors=True)
+
+
+# What a seeded project holds: these files in its campaign folder, and runs/.
+_SEEDED_FILES: Final = (*_SEED_FILENAMES, _layout.RUNS_DIRNAME)
+_FD_RELATIVE: Final = {os.open, os.unlink, os.rmdir} <= os.supports_dir_fd
+_FOLDER_FLAGS: Final = (
+    os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC
+)
+
+
+def _remove_seeded(root: str) -> None:
+    """Remove a project that holds at most what a seed writes; else raise ``OSError``.
+
+    A few syscalls where ``shutil.rmtree`` looks at every entry. Relative to
+    file descriptors opened without following symbolic links: a test that
+    swapped a folder for a link cannot make this delete outside the project.
+    """
+    top = os.open(root, _FOLDER_FLAGS)
+    try:
+        optimize = os.open(_layout.OPTIMIZE_DIRNAME, _FOLDER_FLAGS, dir_fd=top)
+        try:
+            for name in _SEEDED_FILES[:-1]:
+                with contextlib.suppress(FileNotFoundError):  # an unseeded project has none
+                    os.unlink(name, dir_fd=optimize)
+            os.rmdir(_SEEDED_FILES[-1], dir_fd=optimize)
+        finally:
+            os.close(optimize)
+        os.rmdir(_layout.OPTIMIZE_DIRNAME, dir_fd=top)
+    finally:
+        os.close(top)
+    os.rmdir(root)
 
 
 def open_shared_project(root: Path, **seed: Any) -> tuple[OptimizeProject, bool]:
