@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -208,8 +209,6 @@ def test_renewal_stops_with_the_context(campaign: Campaign, short_lease: float) 
 
 
 def _thread_names() -> list[str]:
-    import threading
-
     return [thread.name for thread in threading.enumerate()]
 
 
@@ -310,3 +309,31 @@ def test_a_lock_that_looks_missing_for_an_instant_is_read_again_under_its_lock(
     fs.append_result(campaign.results, **ROW)
     assert len(reads) == 2
     assert fs.read_results(campaign.results)[-1].commit == "late"
+
+
+def test_a_holder_knows_its_lock_rewritten_in_another_layout(campaign: Campaign) -> None:
+    # Another tool may rewrite the record (compact JSON, an extra key): the
+    # holder is still the one whose pid, host and generation it names.
+    fs.acquire_run_lock(campaign.root)
+    lock_file = fs.run_lock_path(campaign.root)
+    record = json.loads(lock_file.read_bytes())
+    lock_file.write_text(json.dumps({**record, "note": "rewritten"}), encoding="utf-8")
+    fs.append_result(campaign.results, **ROW)
+    assert fs.read_results(campaign.results)[-1].commit == "late"
+
+
+def test_release_stops_the_renewer_before_it_returns(campaign: Campaign) -> None:
+    # The default 60 s lease: the renewer would sleep 10 s unless stopped and joined.
+    mine = f"fermilink-state lease {fs.run_lock_path(campaign.root)}"
+    fs.acquire_run_lock(campaign.root)
+    assert mine in _thread_names()
+    assert fs.release_run_lock(campaign.root)
+    assert mine not in _thread_names()
+
+
+def test_the_renewer_is_a_daemon_thread_named_after_the_lock(campaign: Campaign) -> None:
+    # A daemon: a controller that exits without releasing is not kept alive by it.
+    mine = f"fermilink-state lease {fs.run_lock_path(campaign.root)}"
+    with fs.run_lock(campaign.root):
+        renewers = [thread for thread in threading.enumerate() if thread.name == mine]
+        assert [thread.daemon for thread in renewers] == [True]

@@ -673,3 +673,21 @@ def test_append_into_a_missing_folder_is_enoent_with_the_remedy(tmp_path: Path) 
         "the campaign folder does not exist; call ensure_optimize_root() first",
         str(target),
     )
+
+
+def test_a_row_with_an_extra_field_among_usual_rows_is_malformed(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\taccepted\tm\t2.0\td\textra\n")
+    with pytest.raises(StateCorruptError, match=r":3: malformed row: expected 6 .*found 7"):
+        read_results(path)
+
+
+def test_an_empty_metric_beside_a_description_of_two_words_stays_in_its_column(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t\ttwo words\n")
+    assert read_results(path) == [ResultRow(1, "c", "accepted", "m", "", "two words")]
+
+
+def test_numeric_commits_are_not_taken_for_iterations(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\t70\taccepted\tm\t1.0\td\n", "2\t80\taccepted\tm\t2.0\td\n")
+    assert [(row.iteration, row.commit) for row in read_results(path)] == [(1, "70"), (2, "80")]
