@@ -173,6 +173,17 @@ def test_generation_counts_up_over_a_stale_lock(campaign: Campaign) -> None:
     assert record["generation"] == 42
 
 
+@pytest.mark.stacklevel
+def test_the_takeover_warning_points_at_the_caller(campaign: Campaign) -> None:
+    fs.write_run_lock(
+        fs.run_lock_path(campaign.root),
+        {"pid": 4242, "hostname": "gone", "lease_seconds": 1.0, "lease_renewed_at": 0.0},
+    )
+    with pytest.warns(fs.RunLockTakeoverWarning) as caught:
+        fs.acquire_run_lock(campaign.root)
+    assert [warning.filename for warning in caught] == [__file__]
+
+
 # -- the lease ----------------------------------------------------------------
 
 

@@ -126,6 +126,7 @@ def test_quarantine_warning_says_where_it_went(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.stacklevel
 def test_quarantine_warning_points_at_the_caller(tmp_path: Path) -> None:
     assert _quarantine_warning(tmp_path)[0].filename == __file__
 

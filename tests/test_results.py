@@ -475,6 +475,7 @@ def test_a_result_row_stays_an_immutable_record() -> None:
     assert ResultRow.__module__ == "fermilink_state"
 
 
+@pytest.mark.stacklevel
 def test_a_lenient_read_warns_at_the_callers_line(tmp_path: Path) -> None:
     path = _ledger(tmp_path, "1\tc\n", "2\tc\taccepted\tm\t1.0\td\n", "\xff\n")
     path.write_bytes(path.read_bytes().replace(b"\xc3\xbf", b"\xff"))
@@ -532,6 +533,7 @@ def test_lenient_read_warning_names_the_row(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.stacklevel
 @pytest.mark.parametrize("ledger", ["undecodable", "torn"])
 def test_lenient_read_warnings_point_at_the_caller(tmp_path: Path, ledger: str) -> None:
     path = _undecodable_ledger(tmp_path) if ledger == "undecodable" else _ledger(tmp_path, "x\n")
@@ -691,3 +693,47 @@ def test_an_empty_metric_beside_a_description_of_two_words_stays_in_its_column(
 def test_numeric_commits_are_not_taken_for_iterations(tmp_path: Path) -> None:
     path = _ledger(tmp_path, "1\t70\taccepted\tm\t1.0\td\n", "2\t80\taccepted\tm\t2.0\td\n")
     assert [(row.iteration, row.commit) for row in read_results(path)] == [(1, "70"), (2, "80")]
+
+
+def test_recent_results_text_fails_on_a_whole_row_that_is_not_utf8_as_the_reference(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\taccepted\tm\t2.0\td\n")
+    path.write_bytes(path.read_bytes().replace(b"1.0\td", b"1.0\t\xff"))
+    with pytest.raises(UnicodeDecodeError):
+        reference.recent_results_text(path, limit=8)
+    with pytest.raises(UnicodeDecodeError):
+        recent_results_text(path, limit=8)
+
+
+def test_recent_results_text_keeps_a_last_row_ending_in_a_wide_character_before_a_torn_tail(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\tcafé\n")
+    path.write_bytes(path.read_bytes() + b"2\tc\tacc\xff")
+    assert recent_results_text(path, limit=2) == "1\tc\taccepted\tm\t1.0\tcafé\n2\tc\tacc\ufffd"
+
+
+def test_recent_results_text_replaces_a_torn_tail_that_starts_with_a_bad_byte(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
+    path.write_bytes(path.read_bytes() + b"\xff2\tc")
+    assert recent_results_text(path, limit=2) == "1\tc\taccepted\tm\t1.0\td\n\ufffd2\tc"
+
+
+@pytest.mark.stacklevel
+def test_moving_a_torn_tail_aside_warns_at_the_callers_line(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
+    path.write_bytes(path.read_bytes() + b"2\tc\tacc")
+    with pytest.warns(StateCorruptWarning, match="torn by a crash") as caught:
+        append_result(
+            path,
+            iteration=2,
+            commit="c",
+            status="accepted",
+            primary_metric_name="m",
+            primary_metric_value=2.0,
+            description="d",
+        )
+    assert [warning.filename for warning in caught] == [__file__]

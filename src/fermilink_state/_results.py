@@ -281,12 +281,11 @@ def _save_torn_tail(path: Path, tail: bytes) -> None:
         _fileops.close(fd)
     if _fileops.fsync_enabled():
         _fileops.sync_folder(path.parent)
-    warnings.warn(
+    _warn_caller(
         StateCorruptWarning(
             f"{path}: the last line was torn by a crash ({len(tail)} bytes, not a row); "
             f"moved it to {aside.name} and appended after the last whole row"
-        ),
-        stacklevel=4,
+        )
     )
 
 
