@@ -6,6 +6,7 @@ race for an expired lease) are in ``test_two_hosts``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 import fermilink_state as fs
-from fermilink_state import _fencing
+from fermilink_state import _fencing, _runlock
 from support_concurrency import Campaign, seed_campaign, state_record
 
 pytestmark = pytest.mark.timeout(60)
@@ -294,6 +295,34 @@ def test_a_bad_lease_setting_names_the_variable(
     with pytest.raises(ValueError, match="FERMILINK_STATE_RUN_LOCK_LEASE='-3'"):
         fs.acquire_run_lock(campaign.root)
     assert not fs.run_lock_path(campaign.root).exists()
+
+
+@pytest.mark.parametrize("setting", ["0", "soon"])
+def test_a_lease_setting_that_is_no_positive_number_is_refused(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_RUN_LOCK_LEASE", setting)
+    with pytest.raises(ValueError, match=f"FERMILINK_STATE_RUN_LOCK_LEASE='{setting}'"):
+        fs.acquire_run_lock(campaign.root)
+
+
+def test_a_renewal_that_fails_with_the_lock_file_gone_marks_the_lock_lost(
+    campaign: Campaign, short_lease: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not the FileNotFoundError a renewal reports itself: any error (here an
+    # I/O error) after which the lock file is gone.
+    def remove_then_fail(held: _fencing.HeldRunLock) -> None:
+        os.unlink(held.lock_path)
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(_runlock, "_renew", remove_then_fail)
+    fs.acquire_run_lock(campaign.root)
+    held = _fencing.held_in(campaign.optimize_root)
+    assert held is not None
+    deadline = time.monotonic() + 10 * short_lease
+    while held.lost is None and time.monotonic() < deadline:
+        time.sleep(short_lease / 10)
+    assert held.lost == "the run lock file was removed"
 
 
 def test_run_lock_lost_pickles() -> None:

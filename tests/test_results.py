@@ -737,3 +737,10 @@ def test_moving_a_torn_tail_aside_warns_at_the_callers_line(tmp_path: Path) -> N
             description="d",
         )
     assert [warning.filename for warning in caught] == [__file__]
+
+
+def test_best_result_keeps_the_whole_of_a_best_last_row_without_its_line_break(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path, "1\tc1\taccepted\tm\t2.0\tfirst\n", "2\tc2\taccepted\tm\t1.0\tlast")
+    assert best_result(path) == ResultRow(2, "c2", "accepted", "m", 1.0, "last")
