@@ -744,3 +744,24 @@ def test_best_result_keeps_the_whole_of_a_best_last_row_without_its_line_break(
 ) -> None:
     path = _ledger(tmp_path, "1\tc1\taccepted\tm\t2.0\tfirst\n", "2\tc2\taccepted\tm\t1.0\tlast")
     assert best_result(path) == ResultRow(2, "c2", "accepted", "m", 1.0, "last")
+
+
+def test_best_result_of_a_ledger_file_is_the_largest_when_maximizing(tmp_path: Path) -> None:
+    path = _ledger(
+        tmp_path,
+        "1\tc1\taccepted\tm\t2.0\td1\n",
+        "2\tc2\taccepted\tm\t3.0\td2\n",
+        "3\tc3\tkept\tm\t1.0\td3\n",
+    )
+    assert best_result(path, direction="maximize") == ResultRow(2, "c2", "accepted", "m", 3.0, "d2")
+
+
+def test_incumbent_tracker_add_says_whether_the_row_became_the_best() -> None:
+    tracker = _results.IncumbentTracker()
+    said = [
+        tracker.add(ResultRow(1, "c1", "accepted", "m", 2.0, "d1")),
+        tracker.add(ResultRow(2, "c2", "accepted", "m", 3.0, "d2")),
+        tracker.add(ResultRow(3, "c3", "accepted", "m", "n/a", "d3")),
+        tracker.add(ResultRow(4, "c4", "accepted", "m", 1.0, "d4")),
+    ]
+    assert said == [True, False, False, True]
