@@ -9,16 +9,20 @@ from __future__ import annotations
 import errno
 import json
 import os
+import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import fermilink_state as fs
 from fermilink_state import _fencing, _runlock
+from support import dead_pid
 from support_concurrency import Campaign, seed_campaign, state_record
 
 pytestmark = pytest.mark.timeout(60)
@@ -295,6 +299,23 @@ def test_a_bad_lease_setting_names_the_variable(
     with pytest.raises(ValueError, match="FERMILINK_STATE_RUN_LOCK_LEASE='-3'"):
         fs.acquire_run_lock(campaign.root)
     assert not fs.run_lock_path(campaign.root).exists()
+
+
+def test_a_lease_at_its_last_instant_has_not_expired(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dead holder of this host whose lease ends exactly now: taken over as
+    # stale, but not as an expired lease, so no takeover warning.
+    clock = SimpleNamespace(time=lambda: 1060.0, monotonic=time.monotonic)
+    monkeypatch.setattr(_runlock, "time", clock)
+    holder = {"pid": dead_pid(), "hostname": socket.gethostname()}
+    fs.write_run_lock(
+        fs.run_lock_path(campaign.root),
+        {**holder, "lease_seconds": 60.0, "lease_renewed_at": 1000.0},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fs.RunLockTakeoverWarning)
+        fs.acquire_run_lock(campaign.root)
 
 
 @pytest.mark.parametrize("setting", ["0", "soon"])

@@ -131,8 +131,8 @@ def test_quarantine_warning_says_where_it_went(tmp_path: Path) -> None:
 def test_quarantine_warning_points_at_the_callers_line(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     state.write_bytes(b"")
+    call_line = sys._getframe().f_lineno + 2
     with pytest.warns(fs.StateCorruptWarning) as caught:
-        call_line = sys._getframe().f_lineno + 1
         fs.load_json_file(state)
     assert [(warning.filename, warning.lineno) for warning in caught] == [(__file__, call_line)]
 
