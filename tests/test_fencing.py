@@ -301,6 +301,33 @@ def test_a_bad_lease_setting_names_the_variable(
     assert not fs.run_lock_path(campaign.root).exists()
 
 
+def _lost_after_renewals(campaign: Campaign, short_lease: float) -> str | None:
+    held = _fencing.held_in(campaign.optimize_root)
+    assert held is not None
+    deadline = time.monotonic() + 10 * short_lease
+    while held.lost is None and time.monotonic() < deadline:
+        time.sleep(short_lease / 10)
+    return held.lost
+
+
+def test_the_renewer_marks_a_removed_lock_lost(campaign: Campaign, short_lease: float) -> None:
+    fs.acquire_run_lock(campaign.root)
+    fs.run_lock_path(campaign.root).unlink()
+    assert _lost_after_renewals(campaign, short_lease) == (
+        "the run lock file was removed (unlock --force?)"
+    )
+
+
+def test_the_renewer_marks_a_lock_taken_over_lost_and_leaves_it(
+    campaign: Campaign, short_lease: float
+) -> None:
+    fs.acquire_run_lock(campaign.root)
+    _take_over(campaign)
+    taken = fs.run_lock_path(campaign.root).read_bytes()
+    assert _lost_after_renewals(campaign, short_lease) == "another process took the run lock over"
+    assert fs.run_lock_path(campaign.root).read_bytes() == taken
+
+
 def test_a_lease_at_its_last_instant_has_not_expired(
     campaign: Campaign, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -338,12 +365,7 @@ def test_a_renewal_that_fails_with_the_lock_file_gone_marks_the_lock_lost(
 
     monkeypatch.setattr(_runlock, "_renew", remove_then_fail)
     fs.acquire_run_lock(campaign.root)
-    held = _fencing.held_in(campaign.optimize_root)
-    assert held is not None
-    deadline = time.monotonic() + 10 * short_lease
-    while held.lost is None and time.monotonic() < deadline:
-        time.sleep(short_lease / 10)
-    assert held.lost == "the run lock file was removed"
+    assert _lost_after_renewals(campaign, short_lease) == "the run lock file was removed"
 
 
 def test_run_lock_lost_pickles() -> None:
