@@ -765,3 +765,51 @@ def test_incumbent_tracker_add_says_whether_the_row_became_the_best() -> None:
         tracker.add(ResultRow(4, "c4", "accepted", "m", 1.0, "d4")),
     ]
     assert said == [True, False, False, True]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("size", [17, 40])
+def test_a_nul_ledger_longer_than_a_read_block_gets_its_header_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    # No line break anywhere: the repair reads back, block by block, to byte 0.
+    monkeypatch.setattr(_results, "_TAIL_BLOCK", 16)
+    path = tmp_path / "results.tsv"
+    path.write_bytes(b"\0" * size)
+    append_result(
+        path,
+        iteration=1,
+        commit="c",
+        status="accepted",
+        primary_metric_name="m",
+        primary_metric_value=1.0,
+        description="d",
+    )
+    assert path.read_bytes() == (RESULTS_HEADER + "1\tc\taccepted\tm\t1\td\n").encode()
+
+
+def test_a_last_line_that_parses_as_a_row_but_holds_nul_bytes_is_torn(tmp_path: Path) -> None:
+    # Zeros a power cut left at the end of a row: not the row that was written.
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
+    path.write_bytes(path.read_bytes() + b"2\tc\taccepted\tm\t2.0\td\0\0")
+    with pytest.raises(StateCorruptError, match=r":3: not a whole row"):
+        read_results(path)
+
+
+def test_a_row_ending_in_two_carriage_returns_reads_without_them(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\r\r\n", "2\tc\taccepted\tm\t2.0\te\n")
+    assert [row.description for row in read_results(path)] == ["d", "e"]
+
+
+@pytest.mark.parametrize(("direction", "best"), [("minimize", 2), ("maximize", 3)])
+def test_best_result_compares_rows_across_blocks_read_in_different_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direction: str, best: int
+) -> None:
+    # Tiny read blocks: the first block holds a text metric (ranked row by
+    # row), the second only numbers (ranked as a column).
+    monkeypatch.setattr(_results, "_READ_BLOCK", 64)
+    lines = ["1\tc1\taccepted\tm\tn/a\td1\n", "2\tc2\taccepted\tm\t1.0\td2\n"]
+    path = _ledger(tmp_path, *lines, "3\tc3\taccepted\tm\t3.0\td3\n")
+    result = best_result(path, direction=direction)  # type: ignore[arg-type]
+    assert result is not None
+    assert result.iteration == best
