@@ -22,6 +22,7 @@ from fermilink_state import (
     StateCorruptError,
     StateCorruptWarning,
     StateLockTimeout,
+    _fileops,
     _results,
     append_result,
     append_results,
@@ -813,3 +814,31 @@ def test_best_result_compares_rows_across_blocks_read_in_different_ways(
     result = best_result(path, direction=direction)  # type: ignore[arg-type]
     assert result is not None
     assert result.iteration == best
+
+
+def test_a_failed_sync_of_appended_rows_says_they_may_not_survive_a_power_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_sync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    path = _ledger(tmp_path)
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
+    monkeypatch.setattr(_fileops, "fdatasync", failing_sync)
+    with pytest.raises(OSError, match="Input/output error") as caught:
+        append_results(path, [ResultRow(1, "c", "accepted", "m", 1.0, "d")])
+    assert (caught.value.errno, caught.value.filename) == (errno.EIO, str(path))
+    assert caught.value.strerror.startswith(
+        "Input/output error; the rows were appended but may not survive a power cut; "
+    )
+
+
+def test_recent_results_text_fails_on_a_stray_byte_at_the_start_as_the_reference(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_bytes(b"\x80" + RESULTS_HEADER.encode())
+    with pytest.raises(UnicodeDecodeError):
+        reference.recent_results_text(path, limit=8)
+    with pytest.raises(UnicodeDecodeError):
+        recent_results_text(path, limit=8)
