@@ -614,10 +614,14 @@ class _RefusingLock:
 
     def __init__(self, *errors: OSError) -> None:
         self.errors = list(errors)
-        self.attempts = 0
+        self.waits: list[float] = []
 
-    def acquire(self, timeout: float, poll_interval: float) -> None:
-        self.attempts += 1
+    @property
+    def attempts(self) -> int:
+        return len(self.waits)
+
+    def acquire(self, timeout: float, poll_interval: float = 0.05) -> None:
+        self.waits.append(timeout)
         if self.errors:
             raise self.errors.pop(0)
 
@@ -631,7 +635,7 @@ def _claim_error(claim: object) -> OSError:
 def test_a_claim_renamed_to_a_fuse_hidden_entry_is_retried() -> None:
     # FUSE shows a claim a peer is withdrawing as .fuse_hiddenNNNN for a moment.
     lock = _RefusingLock(_claim_error(".fuse_hidden0000a1b2"))
-    _locking._acquire_persistent(lock, 5.0)  # type: ignore[arg-type]
+    _locking._acquire_persistent(lock, 0.5)  # type: ignore[arg-type]
     assert lock.attempts == 2
 
 
@@ -649,3 +653,12 @@ def test_a_fuse_hidden_entry_when_the_wait_is_over_is_a_timeout() -> None:
     with pytest.raises(Timeout) as caught:
         _locking._acquire_persistent(lock, 0.0)  # type: ignore[arg-type]
     assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.lock_file == "claims/run.lock"
+
+
+def test_a_short_wait_never_waits_longer_than_asked() -> None:
+    lock = _RefusingLock(*[Timeout("claims/run.lock")] * 3)
+    with pytest.raises(Timeout):
+        _locking._acquire_persistent(lock, 0.05)  # type: ignore[arg-type]
+    assert lock.attempts == 1
+    assert 0 <= lock.waits[0] <= 0.05
