@@ -22,6 +22,7 @@ from fermilink_state import (
     StateCorruptError,
     StateCorruptWarning,
     StateLockTimeout,
+    _atomic,
     _fileops,
     _results,
     append_result,
@@ -30,6 +31,7 @@ from fermilink_state import (
     read_results,
     recent_results_text,
 )
+from support import dead_pid
 from support_concurrency import lock_held_elsewhere
 
 BIG_ROWS = 1_000_000
@@ -842,3 +844,29 @@ def test_recent_results_text_fails_on_a_stray_byte_at_the_start_as_the_reference
         reference.recent_results_text(path, limit=8)
     with pytest.raises(UnicodeDecodeError):
         recent_results_text(path, limit=8)
+
+
+def test_an_append_that_creates_the_ledger_syncs_its_folder_and_a_later_one_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
+    monkeypatch.setattr(_fileops, "sync_folder", lambda folder: synced.append(str(folder)))
+    path = tmp_path / "results.tsv"
+    append_results(path, [ResultRow(1, "c", "accepted", "m", 1.0, "d")])
+    assert synced == [str(tmp_path)]
+    append_results(path, [ResultRow(2, "c", "accepted", "m", 2.0, "d")])
+    assert synced == [str(tmp_path)]
+
+
+def test_only_the_append_that_creates_the_ledger_sweeps_dead_temps(tmp_path: Path) -> None:
+    # A writer of the header (ensure_results_file) that died left its temp.
+    path = tmp_path / "results.tsv"
+    leftover = path.with_name(f"{_atomic.temp_prefix(path)}{dead_pid()}.0a1b2c3d.tmp")
+    leftover.write_text("half a header", encoding="utf-8")
+    append_results(path, [ResultRow(1, "c", "accepted", "m", 1.0, "d")])
+    assert not leftover.exists()
+    leftover.write_text("half a header", encoding="utf-8")
+    append_results(path, [ResultRow(2, "c", "accepted", "m", 2.0, "d")])
+    assert leftover.exists()
+
