@@ -869,4 +869,3 @@ def test_only_the_append_that_creates_the_ledger_sweeps_dead_temps(tmp_path: Pat
     leftover.write_text("half a header", encoding="utf-8")
     append_results(path, [ResultRow(2, "c", "accepted", "m", 2.0, "d")])
     assert leftover.exists()
-
