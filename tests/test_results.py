@@ -869,3 +869,20 @@ def test_only_the_append_that_creates_the_ledger_sweeps_dead_temps(tmp_path: Pat
     leftover.write_text("half a header", encoding="utf-8")
     append_results(path, [ResultRow(2, "c", "accepted", "m", 2.0, "d")])
     assert leftover.exists()
+
+
+def test_iter_result_lines_numbers_data_lines_from_one_and_skips_the_header() -> None:
+    text = RESULTS_HEADER + "1\tc\taccepted\tm\t1.0\td\n\n2\tc\tkept\tm\t2.0\te"
+    assert list(_results.iter_result_lines(text)) == [
+        (2, "1\tc\taccepted\tm\t1.0\td"),
+        (4, "2\tc\tkept\tm\t2.0\te"),
+    ]
+
+
+def test_incumbent_tracker_takes_the_best_row_out_of_a_block_of_key_cells() -> None:
+    text = "1\tc1\taccepted\tm\t1.0\td1\n2\tc2\taccepted\tm\t3.0\td2\n3\tc3\taccepted\tm\t2.0\td3"
+    cells = _results.key_cells(text)
+    assert cells is not None
+    tracker = _results.IncumbentTracker()
+    tracker.add_cells(cells, text)
+    assert tracker.best == ResultRow(1, "c1", "accepted", "m", 1.0, "d1")
