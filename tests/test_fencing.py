@@ -420,3 +420,53 @@ def test_the_renewer_is_a_daemon_thread_named_after_the_lock(campaign: Campaign)
     with fs.run_lock(campaign.root):
         renewers = [thread for thread in threading.enumerate() if thread.name == mine]
         assert [thread.daemon for thread in renewers] == [True]
+
+
+def test_a_write_after_the_lock_file_was_removed_says_why(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root)
+    fs.run_lock_path(campaign.root).unlink()
+    with pytest.raises(fs.RunLockLost) as caught:
+        fs.append_result(campaign.results, **ROW)
+    assert caught.value.why == "the run lock file was removed (unlock --force?) or is unreadable"
+
+
+def test_a_write_after_a_takeover_says_why(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root)
+    _take_over(campaign)
+    with pytest.raises(fs.RunLockLost) as caught:
+        fs.append_result(campaign.results, **ROW)
+    assert caught.value.why == "another process took the run lock over"
+
+
+def test_a_write_less_than_half_a_lease_after_the_renewal_does_not_renew(
+    campaign: Campaign,
+) -> None:
+    fs.acquire_run_lock(campaign.root)
+    held = _fencing.held_in(campaign.optimize_root)
+    assert held is not None
+    held.renewed_at -= 0.4 * held.lease
+    before = fs.run_lock_path(campaign.root).read_bytes()
+    fs.append_result(campaign.results, **ROW)
+    assert fs.run_lock_path(campaign.root).read_bytes() == before
+
+
+def test_a_lock_record_longer_than_one_read_still_names_its_holder(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root, {"samples": list(range(20_000))})
+    fs.append_result(campaign.results, **ROW)
+    assert fs.read_results(campaign.results)[-1].commit == "late"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork of a threaded process (3.12+)
+def test_a_forked_child_can_hold_a_run_lock_of_its_own(campaign: Campaign, tmp_path: Path) -> None:
+    fs.acquire_run_lock(campaign.root)  # the parent's renewer thread runs during the fork
+    other = seed_campaign(tmp_path / "other")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        try:
+            fs.acquire_run_lock(other.root)
+            fs.append_result(other.results, **ROW)
+            os._exit(0 if fs.release_run_lock(other.root) else 2)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
