@@ -886,3 +886,23 @@ def test_incumbent_tracker_takes_the_best_row_out_of_a_block_of_key_cells() -> N
     tracker = _results.IncumbentTracker()
     tracker.add_cells(cells, text)
     assert tracker.best == ResultRow(1, "c1", "accepted", "m", 1.0, "d1")
+
+
+def test_best_result_ranks_a_block_that_holds_a_carriage_return_row_by_row(
+    tmp_path: Path,
+) -> None:
+    # The bare CR in row 1 sends its block down the row-by-row path.
+    rows = [
+        "1\tc1\taccepted\tm\t2.0\ta\rb\n",
+        "2\tc2\trejected\tm\t0.5\td2\n",
+        "3\tc3\taccepted\tm\tnan\td3\n",
+        "4\tc4\taccepted\tm\t1.0\td4\n",
+        "5\tc5\taccepted\tm\t1.0\td5\n",
+        "6\tc6\taccepted\tm\t3.0\td6\n",
+    ]
+    path = _ledger(tmp_path, *rows)
+    assert best_result(path) == ResultRow(4, "c4", "accepted", "m", 1.0, "d4")
+
+
+def test_key_cells_are_none_unless_every_line_is_a_usual_row() -> None:
+    assert _results.key_cells("1\tc\taccepted\tm\t1.0\td\nnot a row\nnor this") is None
