@@ -470,3 +470,20 @@ def test_a_forked_child_can_hold_a_run_lock_of_its_own(campaign: Campaign, tmp_p
             os._exit(1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_sibling_folder_whose_name_extends_the_campaigns_is_not_fenced(
+    campaign: Campaign,
+) -> None:
+    fs.acquire_run_lock(campaign.root)
+    _take_over(campaign)
+    sibling = campaign.optimize_root.with_name(campaign.optimize_root.name + "-copy")
+    fs.atomic_write_text(sibling / "notes.txt", "kept")
+    assert (sibling / "notes.txt").read_text(encoding="utf-8") == "kept"
+
+
+def test_a_lock_file_that_is_no_json_names_no_holder(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root)
+    fs.run_lock_path(campaign.root).write_text("{torn", encoding="utf-8")
+    with pytest.raises(fs.RunLockLost):
+        fs.append_result(campaign.results, **ROW)
