@@ -906,3 +906,37 @@ def test_best_result_ranks_a_block_that_holds_a_carriage_return_row_by_row(
 
 def test_key_cells_are_none_unless_every_line_is_a_usual_row() -> None:
     assert _results.key_cells("1\tc\taccepted\tm\t1.0\td\nnot a row\nnor this") is None
+
+
+def test_a_batch_row_with_a_numeric_text_iteration_is_written_as_an_integer(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path)
+    append_results(path, [{**_ROW_CELLS, "iteration": "7"}])
+    assert path.read_text(encoding="utf-8") == RESULTS_HEADER + "7\tc\taccepted\tm\t1\td\n"
+
+
+def test_a_batch_row_with_cells_that_are_not_text_is_written_as_text(tmp_path: Path) -> None:
+    path = _ledger(tmp_path)
+    rows = [{**_ROW_CELLS, key: 5} for key in ("commit", "status", "primary_metric_name")]
+    append_results(path, rows)
+    expected = "1\t5\taccepted\tm\t1\td\n1\tc\t5\tm\t1\td\n1\tc\taccepted\t5\t1\td\n"
+    assert path.read_text(encoding="utf-8") == RESULTS_HEADER + expected
+
+
+def test_a_torn_tail_of_letters_is_moved_aside(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
+    path.write_bytes(path.read_bytes() + b"XX")
+    with pytest.warns(StateCorruptWarning, match="torn by a crash"):
+        append_results(path, [_ROW_CELLS])
+    assert [p.read_bytes() for p in tmp_path.iterdir() if ".corrupt-" in p.name] == [b"XX"]
+
+
+_ROW_CELLS: dict[str, object] = {
+    "iteration": 1,
+    "commit": "c",
+    "status": "accepted",
+    "primary_metric_name": "m",
+    "primary_metric_value": 1.0,
+    "description": "d",
+}
