@@ -940,3 +940,25 @@ _ROW_CELLS: dict[str, object] = {
     "primary_metric_value": 1.0,
     "description": "d",
 }
+
+
+def test_a_torn_tail_is_moved_aside_durably_with_the_mode_open_would_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
+    path.write_bytes(path.read_bytes() + b"2\tc\tacc")
+    umask = os.umask(0o022)
+    try:
+        with pytest.warns(StateCorruptWarning, match="torn by a crash"):
+            append_results(path, [_ROW_CELLS])
+    finally:
+        os.umask(umask)
+    (aside,) = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert (aside.read_bytes(), aside.stat().st_mode & 0o777) == (b"2\tc\tacc", 0o644)
+
+
+def test_best_result_of_a_ledger_with_a_torn_last_line_raises(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\tacc")
+    with pytest.raises(StateCorruptError, match=r":3: not a whole row"):
+        best_result(path)
