@@ -962,3 +962,9 @@ def test_best_result_of_a_ledger_with_a_torn_last_line_raises(tmp_path: Path) ->
     path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\tacc")
     with pytest.raises(StateCorruptError, match=r":3: not a whole row"):
         best_result(path)
+
+
+def test_a_metric_with_an_underscore_stays_text_in_a_block_of_numbers(tmp_path: Path) -> None:
+    # float() reads "1_000" as 1000.0; the ledger's rule does not.
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1_000\td\n", "2\tc\taccepted\tm\t2.5\td\n")
+    assert [row.primary_metric_value for row in read_results(path)] == ["1_000", 2.5]
