@@ -968,3 +968,29 @@ def test_a_metric_with_an_underscore_stays_text_in_a_block_of_numbers(tmp_path: 
     # float() reads "1_000" as 1000.0; the ledger's rule does not.
     path = _ledger(tmp_path, "1\tc\taccepted\tm\t1_000\td\n", "2\tc\taccepted\tm\t2.5\td\n")
     assert [row.primary_metric_value for row in read_results(path)] == ["1_000", 2.5]
+
+
+def test_a_torn_first_row_after_the_header_is_reported_as_torn(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "2\tc\tacc")
+    with pytest.raises(StateCorruptError) as caught:
+        read_results(path)
+    assert (caught.value.line, caught.value.reason) == (
+        2,
+        "not a whole row (the end of the ledger was torn by a crash; the next append moves"
+        " it aside, or read with strict=False to skip it)",
+    )
+
+
+def test_a_ledger_that_is_only_part_of_its_header_is_a_malformed_first_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_text("iteration\tcom", encoding="utf-8")
+    with pytest.raises(StateCorruptError, match=r":1: malformed row"):
+        read_results(path)
+
+
+def test_recent_results_text_is_the_last_eight_lines_by_default(tmp_path: Path) -> None:
+    lines = [f"{i}\tc\taccepted\tm\t1.0\td{i}" for i in range(1, 11)]
+    path = _ledger(tmp_path, *(line + "\n" for line in lines))
+    assert recent_results_text(path) == "\n".join(lines[-8:])
