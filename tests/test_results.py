@@ -994,3 +994,26 @@ def test_recent_results_text_is_the_last_eight_lines_by_default(tmp_path: Path) 
     lines = [f"{i}\tc\taccepted\tm\t1.0\td{i}" for i in range(1, 11)]
     path = _ledger(tmp_path, *(line + "\n" for line in lines))
     assert recent_results_text(path) == "\n".join(lines[-8:])
+
+
+@pytest.mark.parametrize(
+    ("direction", "values", "best"),
+    [("minimize", ("2.0", "3.0", "2.0", "1.0"), 4), ("maximize", ("2.0", "3.0", "3.0", "1.0"), 2)],
+)
+def test_incumbent_tracker_compares_blocks_of_key_cells_and_keeps_the_earliest_of_equals(
+    direction: str, values: tuple[str, ...], best: int
+) -> None:
+    rows = [f"{i}\tc{i}\taccepted\tm\t{value}\td{i}" for i, value in enumerate(values, start=1)]
+    tracker = _results.IncumbentTracker(direction)  # type: ignore[arg-type]
+    for text in ("\n".join(rows[:2]), "\n".join(rows[2:])):
+        cells = _results.key_cells(text)
+        assert cells is not None
+        tracker.add_cells(cells, text)
+    assert tracker.best is not None
+    assert tracker.best.iteration == best
+
+
+def test_ledger_block_last_is_its_last_rows_in_order() -> None:
+    rows = [ResultRow(i, f"c{i}", "accepted", "m", float(i), f"d{i}") for i in (1, 2, 3)]
+    block = _results.LedgerBlock(*(list(column) for column in zip(*rows, strict=True)))
+    assert block.last(2) == rows[1:]
