@@ -830,7 +830,7 @@ def test_a_failed_sync_of_appended_rows_says_they_may_not_survive_a_power_cut(
     with pytest.raises(OSError, match="Input/output error") as caught:
         append_results(path, [ResultRow(1, "c", "accepted", "m", 1.0, "d")])
     assert (caught.value.errno, caught.value.filename) == (errno.EIO, str(path))
-    assert caught.value.strerror.startswith(
+    assert str(caught.value.strerror).startswith(
         "Input/output error; the rows were appended but may not survive a power cut; "
     )
 
