@@ -730,15 +730,7 @@ def test_moving_a_torn_tail_aside_warns_at_the_callers_line(tmp_path: Path) -> N
     path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
     path.write_bytes(path.read_bytes() + b"2\tc\tacc")
     with pytest.warns(StateCorruptWarning, match="torn by a crash") as caught:
-        append_result(
-            path,
-            iteration=2,
-            commit="c",
-            status="accepted",
-            primary_metric_name="m",
-            primary_metric_value=2.0,
-            description="d",
-        )
+        append_results(path, [_ROW_CELLS])
     assert [warning.filename for warning in caught] == [__file__]
 
 
