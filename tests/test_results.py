@@ -1009,3 +1009,79 @@ def test_ledger_block_last_is_its_last_rows_in_order() -> None:
     rows = [ResultRow(i, f"c{i}", "accepted", "m", float(i), f"d{i}") for i in (1, 2, 3)]
     block = _results.LedgerBlock(*(list(column) for column in zip(*rows, strict=True)))
     assert block.last(2) == rows[1:]
+
+
+# -- the block reader (ledger_blocks, ledger_texts, line_blocks) -----------------
+
+
+def test_ledger_blocks_is_strict_unless_told(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "not a row\n")
+    with pytest.raises(StateCorruptError) as caught:
+        list(_results.ledger_blocks(path))
+    assert caught.value.line == 3
+
+
+def test_a_lenient_read_reports_undecodable_bytes_once_across_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each row is a read block of its own, and two of them hold a stray byte.
+    monkeypatch.setattr(_results, "_READ_BLOCK", 24)
+    path = tmp_path / "results.tsv"
+    path.write_bytes(
+        RESULTS_HEADER.encode() + b"1\tc\tok\tm\t1\td\xff\n" + b"2\tc\tok\tm\t2\te\xff\n"
+    )
+    reported: list[tuple[int, int]] = []
+    blocks = list(
+        _results.ledger_blocks(path, strict=False, undecodable=lambda *at: reported.append(at))
+    )
+    assert sum(len(block.iterations) for block in blocks) == 2
+    assert reported == [(2, 0xFF)]
+
+
+def test_line_1_is_a_block_of_its_own(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\taccepted\tm\t2.0\te\n")
+    header = RESULTS_HEADER.removesuffix("\n")
+    assert list(_results.ledger_texts(path, strict=True)) == [
+        (1, header, False),
+        (2, "1\tc\taccepted\tm\t1.0\td\n2\tc\taccepted\tm\t2.0\te", True),
+    ]
+
+
+def test_rows_after_a_first_read_block_that_ends_with_the_header_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_results, "_READ_BLOCK", len(RESULTS_HEADER.encode()))
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\taccepted\tm\t2.0\te\n")
+    assert [row.iteration for row in read_results(path)] == [1, 2]
+
+
+def test_line_blocks_reads_a_block_at_a_time() -> None:
+    # Lines shorter than a block: every read asks for one block, and what is
+    # yielded is at most a block plus the piece of a line carried over.
+    line = b"x" * 99 + b"\n"
+    data = line * (3 * _results._READ_BLOCK // len(line) + 1)
+    asked: list[int | None] = []
+
+    class RecordingReader(io.BytesIO):
+        def read(self, size: int | None = -1, /) -> bytes:
+            asked.append(size)
+            return super().read(size)
+
+    blocks = list(_results.line_blocks(RecordingReader(data)))
+    assert b"".join(block for block, _ in blocks) == data
+    assert set(asked) == {_results._READ_BLOCK}
+    assert max(len(block) for block, _ in blocks) < _results._READ_BLOCK + len(line)
+
+
+def test_an_ascii_metric_cell_float_refuses_stays_text_in_a_column() -> None:
+    # "\x1c" is whitespace to str.strip() but not to float(): no number.
+    assert _results.metric_column(["1.5", "2\x1c"]) == [1.5, "2\x1c"]
+
+
+def test_a_metric_cell_float_refuses_reads_as_text_row_by_row_as_in_a_column(
+    tmp_path: Path,
+) -> None:
+    # With no header, line 1 is read row by row, line 2 as a column.
+    cells = "\tc\taccepted\tm\t2\x1c\td\n"
+    path = _ledger(tmp_path, "1" + cells, "2" + cells, header=False)
+    assert [row.primary_metric_value for row in read_results(path)] == ["2\x1c", "2\x1c"]

@@ -386,7 +386,10 @@ ResultRow.__module__ = "fermilink_state"  # its public home
 def parse_metric(cell: str) -> float | str:
     """A metric cell as a float when it is a plain number, else the text."""
     if _NUMBER.fullmatch(cell.strip()):
-        return float(cell)
+        # str.strip() also drops the separators \x1c-\x1f, which float() refuses
+        # in ASCII text: such a cell is text, as in a column (metric_column).
+        with contextlib.suppress(ValueError):
+            return float(cell)
     return cell
 
 
