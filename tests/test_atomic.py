@@ -701,3 +701,16 @@ def test_sweep_goes_through_every_entry_of_the_folder(target: Path) -> None:
     atomic_write_bytes(target, NEW)
     assert [path for path in leftovers if path.exists()] == []
     assert all(path.exists() for path in [*others, live])
+
+
+def test_a_refused_writeback_hint_does_not_fail_the_write(
+    target: Path, faults: FaultInjector
+) -> None:
+    # The hint is advice: a filesystem that rejects it still gets the write.
+    def refuse(fd: int, offset: int, length: int, advice: int) -> None:
+        raise OSError(errno.EINVAL, "fadvise not supported")
+
+    faults.monkeypatch.setattr(os, "posix_fadvise", refuse)
+    data = os.urandom(64 * 1024)
+    _atomic.atomic_write_chunks(target, [data], check=lambda: None)
+    assert target.read_bytes() == data

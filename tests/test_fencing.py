@@ -6,17 +6,23 @@ race for an expired lease) are in ``test_two_hosts``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
+import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import fermilink_state as fs
-from fermilink_state import _fencing
+from fermilink_state import _fencing, _runlock
+from support import dead_pid
 from support_concurrency import Campaign, seed_campaign, state_record
 
 pytestmark = pytest.mark.timeout(60)
@@ -172,6 +178,17 @@ def test_generation_counts_up_over_a_stale_lock(campaign: Campaign) -> None:
     assert record["generation"] == 42
 
 
+@pytest.mark.stacklevel
+def test_the_takeover_warning_points_at_the_caller(campaign: Campaign) -> None:
+    fs.write_run_lock(
+        fs.run_lock_path(campaign.root),
+        {"pid": 4242, "hostname": "gone", "lease_seconds": 1.0, "lease_renewed_at": 0.0},
+    )
+    with pytest.warns(fs.RunLockTakeoverWarning) as caught:
+        fs.acquire_run_lock(campaign.root)
+    assert [warning.filename for warning in caught] == [__file__]
+
+
 # -- the lease ----------------------------------------------------------------
 
 
@@ -208,8 +225,6 @@ def test_renewal_stops_with_the_context(campaign: Campaign, short_lease: float) 
 
 
 def _thread_names() -> list[str]:
-    import threading
-
     return [thread.name for thread in threading.enumerate()]
 
 
@@ -286,6 +301,73 @@ def test_a_bad_lease_setting_names_the_variable(
     assert not fs.run_lock_path(campaign.root).exists()
 
 
+def _lost_after_renewals(campaign: Campaign, short_lease: float) -> str | None:
+    held = _fencing.held_in(campaign.optimize_root)
+    assert held is not None
+    deadline = time.monotonic() + 10 * short_lease
+    while held.lost is None and time.monotonic() < deadline:
+        time.sleep(short_lease / 10)
+    return held.lost
+
+
+def test_the_renewer_marks_a_removed_lock_lost(campaign: Campaign, short_lease: float) -> None:
+    fs.acquire_run_lock(campaign.root)
+    fs.run_lock_path(campaign.root).unlink()
+    assert _lost_after_renewals(campaign, short_lease) == (
+        "the run lock file was removed (unlock --force?)"
+    )
+
+
+def test_the_renewer_marks_a_lock_taken_over_lost_and_leaves_it(
+    campaign: Campaign, short_lease: float
+) -> None:
+    fs.acquire_run_lock(campaign.root)
+    _take_over(campaign)
+    taken = fs.run_lock_path(campaign.root).read_bytes()
+    assert _lost_after_renewals(campaign, short_lease) == "another process took the run lock over"
+    assert fs.run_lock_path(campaign.root).read_bytes() == taken
+
+
+def test_a_lease_at_its_last_instant_has_not_expired(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dead holder of this host whose lease ends exactly now: taken over as
+    # stale, but not as an expired lease, so no takeover warning.
+    clock = SimpleNamespace(time=lambda: 1060.0, monotonic=time.monotonic)
+    monkeypatch.setattr(_runlock, "time", clock)
+    holder = {"pid": dead_pid(), "hostname": socket.gethostname()}
+    fs.write_run_lock(
+        fs.run_lock_path(campaign.root),
+        {**holder, "lease_seconds": 60.0, "lease_renewed_at": 1000.0},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fs.RunLockTakeoverWarning)
+        fs.acquire_run_lock(campaign.root)
+
+
+@pytest.mark.parametrize("setting", ["0", "soon"])
+def test_a_lease_setting_that_is_no_positive_number_is_refused(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_RUN_LOCK_LEASE", setting)
+    with pytest.raises(ValueError, match=f"FERMILINK_STATE_RUN_LOCK_LEASE='{setting}'"):
+        fs.acquire_run_lock(campaign.root)
+
+
+def test_a_renewal_that_fails_with_the_lock_file_gone_marks_the_lock_lost(
+    campaign: Campaign, short_lease: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not the FileNotFoundError a renewal reports itself: any error (here an
+    # I/O error) after which the lock file is gone.
+    def remove_then_fail(held: _fencing.HeldRunLock) -> None:
+        os.unlink(held.lock_path)
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(_runlock, "_renew", remove_then_fail)
+    fs.acquire_run_lock(campaign.root)
+    assert _lost_after_renewals(campaign, short_lease) == "the run lock file was removed"
+
+
 def test_run_lock_lost_pickles() -> None:
     import pickle
 
@@ -310,3 +392,98 @@ def test_a_lock_that_looks_missing_for_an_instant_is_read_again_under_its_lock(
     fs.append_result(campaign.results, **ROW)
     assert len(reads) == 2
     assert fs.read_results(campaign.results)[-1].commit == "late"
+
+
+def test_a_holder_knows_its_lock_rewritten_in_another_layout(campaign: Campaign) -> None:
+    # Another tool may rewrite the record (compact JSON, an extra key): the
+    # holder is still the one whose pid, host and generation it names.
+    fs.acquire_run_lock(campaign.root)
+    lock_file = fs.run_lock_path(campaign.root)
+    record = json.loads(lock_file.read_bytes())
+    lock_file.write_text(json.dumps({**record, "note": "rewritten"}), encoding="utf-8")
+    fs.append_result(campaign.results, **ROW)
+    assert fs.read_results(campaign.results)[-1].commit == "late"
+
+
+def test_release_stops_the_renewer_before_it_returns(campaign: Campaign) -> None:
+    # The default 60 s lease: the renewer would sleep 10 s unless stopped and joined.
+    mine = f"fermilink-state lease {fs.run_lock_path(campaign.root)}"
+    fs.acquire_run_lock(campaign.root)
+    assert mine in _thread_names()
+    assert fs.release_run_lock(campaign.root)
+    assert mine not in _thread_names()
+
+
+def test_the_renewer_is_a_daemon_thread_named_after_the_lock(campaign: Campaign) -> None:
+    # A daemon: a controller that exits without releasing is not kept alive by it.
+    mine = f"fermilink-state lease {fs.run_lock_path(campaign.root)}"
+    with fs.run_lock(campaign.root):
+        renewers = [thread for thread in threading.enumerate() if thread.name == mine]
+        assert [thread.daemon for thread in renewers] == [True]
+
+
+def test_a_write_after_the_lock_file_was_removed_says_why(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root)
+    fs.run_lock_path(campaign.root).unlink()
+    with pytest.raises(fs.RunLockLost) as caught:
+        fs.append_result(campaign.results, **ROW)
+    assert caught.value.why == "the run lock file was removed (unlock --force?) or is unreadable"
+
+
+def test_a_write_after_a_takeover_says_why(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root)
+    _take_over(campaign)
+    with pytest.raises(fs.RunLockLost) as caught:
+        fs.append_result(campaign.results, **ROW)
+    assert caught.value.why == "another process took the run lock over"
+
+
+def test_a_write_less_than_half_a_lease_after_the_renewal_does_not_renew(
+    campaign: Campaign,
+) -> None:
+    fs.acquire_run_lock(campaign.root)
+    held = _fencing.held_in(campaign.optimize_root)
+    assert held is not None
+    held.renewed_at -= 0.4 * held.lease
+    before = fs.run_lock_path(campaign.root).read_bytes()
+    fs.append_result(campaign.results, **ROW)
+    assert fs.run_lock_path(campaign.root).read_bytes() == before
+
+
+def test_a_lock_record_longer_than_one_read_still_names_its_holder(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root, {"samples": list(range(20_000))})
+    fs.append_result(campaign.results, **ROW)
+    assert fs.read_results(campaign.results)[-1].commit == "late"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork of a threaded process (3.12+)
+def test_a_forked_child_can_hold_a_run_lock_of_its_own(campaign: Campaign, tmp_path: Path) -> None:
+    fs.acquire_run_lock(campaign.root)  # the parent's renewer thread runs during the fork
+    other = seed_campaign(tmp_path / "other")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        try:
+            fs.acquire_run_lock(other.root)
+            fs.append_result(other.results, **ROW)
+            os._exit(0 if fs.release_run_lock(other.root) else 2)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_sibling_folder_whose_name_extends_the_campaigns_is_not_fenced(
+    campaign: Campaign,
+) -> None:
+    fs.acquire_run_lock(campaign.root)
+    _take_over(campaign)
+    sibling = campaign.optimize_root.with_name(campaign.optimize_root.name + "-copy")
+    fs.atomic_write_text(sibling / "notes.txt", "kept")
+    assert (sibling / "notes.txt").read_text(encoding="utf-8") == "kept"
+
+
+def test_a_lock_file_that_is_no_json_names_no_holder(campaign: Campaign) -> None:
+    fs.acquire_run_lock(campaign.root)
+    fs.run_lock_path(campaign.root).write_text("{torn", encoding="utf-8")
+    with pytest.raises(fs.RunLockLost):
+        fs.append_result(campaign.results, **ROW)

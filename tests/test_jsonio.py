@@ -8,6 +8,7 @@ points at the file it read.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable
 from datetime import datetime, tzinfo
@@ -126,8 +127,14 @@ def test_quarantine_warning_says_where_it_went(tmp_path: Path) -> None:
     )
 
 
-def test_quarantine_warning_points_at_the_caller(tmp_path: Path) -> None:
-    assert _quarantine_warning(tmp_path)[0].filename == __file__
+@pytest.mark.stacklevel
+def test_quarantine_warning_points_at_the_callers_line(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(b"")
+    call_line = sys._getframe().f_lineno + 2
+    with pytest.warns(fs.StateCorruptWarning) as caught:
+        fs.load_json_file(state)
+    assert [(warning.filename, warning.lineno) for warning in caught] == [(__file__, call_line)]
 
 
 def test_json_is_written_as_the_reference_writes_it(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import SoftFileLock
+from filelock import SoftFileLock, Timeout
 
 import fermilink_state as fs
 from fermilink_state import _locking, _results
@@ -605,3 +605,60 @@ def test_a_dead_holder_on_another_host_is_reported_never_broken(
     for claim in claims:  # what the message tells an operator to do
         claim.unlink()
     fs.append_result(campaign.results, **ROW)
+
+
+class _RefusingLock:
+    """A lock whose first acquisitions fail with the given errors, then succeed."""
+
+    lock_file = "claims/run.lock"
+
+    def __init__(self, *errors: OSError) -> None:
+        self.errors = list(errors)
+        self.waits: list[float] = []
+
+    @property
+    def attempts(self) -> int:
+        return len(self.waits)
+
+    def acquire(self, timeout: float, poll_interval: float = 0.05) -> None:
+        self.waits.append(timeout)
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+def _claim_error(claim: object) -> OSError:
+    error = OSError(5, "claim vanished")
+    error.claim_name = claim  # type: ignore[attr-defined]
+    return error
+
+
+def test_a_claim_renamed_to_a_fuse_hidden_entry_is_retried() -> None:
+    # FUSE shows a claim a peer is withdrawing as .fuse_hiddenNNNN for a moment.
+    lock = _RefusingLock(_claim_error(".fuse_hidden0000a1b2"))
+    _locking._acquire_persistent(lock, 0.5)  # type: ignore[arg-type]
+    assert lock.attempts == 2
+
+
+@pytest.mark.parametrize("claim", ["held.0a1b", "x.fuse_hidden01", None, 7])
+def test_other_errors_in_the_claims_folder_are_raised(claim: object) -> None:
+    error = _claim_error(claim) if claim is not None else OSError(5, "claim vanished")
+    lock = _RefusingLock(error)
+    with pytest.raises(OSError, match="claim vanished") as caught:
+        _locking._acquire_persistent(lock, 5.0)  # type: ignore[arg-type]
+    assert (caught.value, lock.attempts) == (error, 1)
+
+
+def test_a_fuse_hidden_entry_when_the_wait_is_over_is_a_timeout() -> None:
+    lock = _RefusingLock(_claim_error(".fuse_hidden0000a1b2"))
+    with pytest.raises(Timeout) as caught:
+        _locking._acquire_persistent(lock, 0.0)  # type: ignore[arg-type]
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.lock_file == "claims/run.lock"
+
+
+def test_a_short_wait_never_waits_longer_than_asked() -> None:
+    lock = _RefusingLock(*[Timeout("claims/run.lock")] * 3)
+    with pytest.raises(Timeout):
+        _locking._acquire_persistent(lock, 0.05)  # type: ignore[arg-type]
+    assert lock.attempts == 1
+    assert 0 <= lock.waits[0] <= 0.05

@@ -26,6 +26,8 @@ from fermilink_state import (
     StateCorruptError,
     StateCorruptWarning,
     StateLockTimeout,
+    _atomic,
+    _fileops,
     _results,
     append_result,
     append_results,
@@ -33,6 +35,7 @@ from fermilink_state import (
     read_results,
     recent_results_text,
 )
+from support import dead_pid
 from support_concurrency import lock_held_elsewhere
 
 BIG_ROWS = 1_000_000
@@ -479,6 +482,7 @@ def test_a_result_row_stays_an_immutable_record() -> None:
     assert ResultRow.__module__ == "fermilink_state"
 
 
+@pytest.mark.stacklevel
 def test_a_lenient_read_warns_at_the_callers_line(tmp_path: Path) -> None:
     path = _ledger(tmp_path, "1\tc\n", "2\tc\taccepted\tm\t1.0\td\n", "\xff\n")
     path.write_bytes(path.read_bytes().replace(b"\xc3\xbf", b"\xff"))
@@ -536,6 +540,7 @@ def test_lenient_read_warning_names_the_row(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.stacklevel
 @pytest.mark.parametrize("ledger", ["undecodable", "torn"])
 def test_lenient_read_warnings_point_at_the_caller(tmp_path: Path, ledger: str) -> None:
     path = _undecodable_ledger(tmp_path) if ledger == "undecodable" else _ledger(tmp_path, "x\n")
@@ -778,3 +783,410 @@ def test_lines_of_five_and_seven_fields_are_not_read_as_two_rows(tmp_path: Path)
         rows = read_results(path, strict=False)
     assert rows == [ResultRow(1, "c", "accepted", "m", 1.0, "d")]
     assert [str(warning.message).split(":")[1] for warning in caught] == ["3", "4"]
+
+
+def test_a_row_with_an_extra_field_among_usual_rows_is_malformed(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\taccepted\tm\t2.0\td\textra\n")
+    with pytest.raises(StateCorruptError, match=r":3: malformed row: expected 6 .*found 7"):
+        read_results(path)
+
+
+def test_an_empty_metric_beside_a_description_of_two_words_stays_in_its_column(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t\ttwo words\n")
+    assert read_results(path) == [ResultRow(1, "c", "accepted", "m", "", "two words")]
+
+
+def test_numeric_commits_are_not_taken_for_iterations(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\t70\taccepted\tm\t1.0\td\n", "2\t80\taccepted\tm\t2.0\td\n")
+    assert [(row.iteration, row.commit) for row in read_results(path)] == [(1, "70"), (2, "80")]
+
+
+def test_recent_results_text_fails_on_a_whole_row_that_is_not_utf8_as_the_reference(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\taccepted\tm\t2.0\td\n")
+    path.write_bytes(path.read_bytes().replace(b"1.0\td", b"1.0\t\xff"))
+    with pytest.raises(UnicodeDecodeError):
+        reference.recent_results_text(path, limit=8)
+    with pytest.raises(UnicodeDecodeError):
+        recent_results_text(path, limit=8)
+
+
+def test_recent_results_text_keeps_a_last_row_ending_in_a_wide_character_before_a_torn_tail(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\tcafé\n")
+    path.write_bytes(path.read_bytes() + b"2\tc\tacc\xff")
+    assert recent_results_text(path, limit=2) == "1\tc\taccepted\tm\t1.0\tcafé\n2\tc\tacc\ufffd"
+
+
+def test_recent_results_text_replaces_a_torn_tail_that_starts_with_a_bad_byte(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
+    path.write_bytes(path.read_bytes() + b"\xff2\tc")
+    assert recent_results_text(path, limit=2) == "1\tc\taccepted\tm\t1.0\td\n\ufffd2\tc"
+
+
+@pytest.mark.stacklevel
+def test_moving_a_torn_tail_aside_warns_at_the_callers_line(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
+    path.write_bytes(path.read_bytes() + b"2\tc\tacc")
+    with pytest.warns(StateCorruptWarning, match="torn by a crash") as caught:
+        append_results(path, [_ROW_CELLS])
+    assert [warning.filename for warning in caught] == [__file__]
+
+
+def test_best_result_keeps_the_whole_of_a_best_last_row_without_its_line_break(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path, "1\tc1\taccepted\tm\t2.0\tfirst\n", "2\tc2\taccepted\tm\t1.0\tlast")
+    assert best_result(path) == ResultRow(2, "c2", "accepted", "m", 1.0, "last")
+
+
+def test_best_result_of_a_ledger_file_is_the_largest_when_maximizing(tmp_path: Path) -> None:
+    path = _ledger(
+        tmp_path,
+        "1\tc1\taccepted\tm\t2.0\td1\n",
+        "2\tc2\taccepted\tm\t3.0\td2\n",
+        "3\tc3\tkept\tm\t1.0\td3\n",
+    )
+    assert best_result(path, direction="maximize") == ResultRow(2, "c2", "accepted", "m", 3.0, "d2")
+
+
+def test_incumbent_tracker_add_says_whether_the_row_became_the_best() -> None:
+    tracker = _results.IncumbentTracker()
+    said = [
+        tracker.add(ResultRow(1, "c1", "accepted", "m", 2.0, "d1")),
+        tracker.add(ResultRow(2, "c2", "accepted", "m", 3.0, "d2")),
+        tracker.add(ResultRow(3, "c3", "accepted", "m", "n/a", "d3")),
+        tracker.add(ResultRow(4, "c4", "accepted", "m", 1.0, "d4")),
+    ]
+    assert said == [True, False, False, True]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("size", [17, 40])
+def test_a_nul_ledger_longer_than_a_read_block_gets_its_header_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    # No line break anywhere: the repair reads back, block by block, to byte 0.
+    monkeypatch.setattr(_results, "_TAIL_BLOCK", 16)
+    path = tmp_path / "results.tsv"
+    path.write_bytes(b"\0" * size)
+    append_result(
+        path,
+        iteration=1,
+        commit="c",
+        status="accepted",
+        primary_metric_name="m",
+        primary_metric_value=1.0,
+        description="d",
+    )
+    assert path.read_bytes() == (RESULTS_HEADER + "1\tc\taccepted\tm\t1\td\n").encode()
+
+
+def test_a_last_line_that_parses_as_a_row_but_holds_nul_bytes_is_torn(tmp_path: Path) -> None:
+    # Zeros a power cut left at the end of a row: not the row that was written.
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
+    path.write_bytes(path.read_bytes() + b"2\tc\taccepted\tm\t2.0\td\0\0")
+    with pytest.raises(StateCorruptError, match=r":3: not a whole row"):
+        read_results(path)
+
+
+def test_a_row_ending_in_two_carriage_returns_reads_without_them(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\r\r\n", "2\tc\taccepted\tm\t2.0\te\n")
+    assert [row.description for row in read_results(path)] == ["d", "e"]
+
+
+@pytest.mark.parametrize(("direction", "best"), [("minimize", 2), ("maximize", 3)])
+def test_best_result_compares_rows_across_blocks_read_in_different_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direction: str, best: int
+) -> None:
+    # Tiny read blocks: the first block holds a text metric (ranked row by
+    # row), the second only numbers (ranked as a column).
+    monkeypatch.setattr(_results, "_READ_BLOCK", 64)
+    lines = ["1\tc1\taccepted\tm\tn/a\td1\n", "2\tc2\taccepted\tm\t1.0\td2\n"]
+    path = _ledger(tmp_path, *lines, "3\tc3\taccepted\tm\t3.0\td3\n")
+    result = best_result(path, direction=direction)  # type: ignore[arg-type]
+    assert result is not None
+    assert result.iteration == best
+
+
+def test_a_failed_sync_of_appended_rows_says_they_may_not_survive_a_power_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_sync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    path = _ledger(tmp_path)
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
+    monkeypatch.setattr(_fileops, "fdatasync", failing_sync)
+    with pytest.raises(OSError, match="Input/output error") as caught:
+        append_results(path, [ResultRow(1, "c", "accepted", "m", 1.0, "d")])
+    assert (caught.value.errno, caught.value.filename) == (errno.EIO, str(path))
+    assert str(caught.value.strerror).startswith(
+        "Input/output error; the rows were appended but may not survive a power cut; "
+    )
+
+
+def test_recent_results_text_fails_on_a_stray_byte_at_the_start_as_the_reference(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_bytes(b"\x80" + RESULTS_HEADER.encode())
+    with pytest.raises(UnicodeDecodeError):
+        reference.recent_results_text(path, limit=8)
+    with pytest.raises(UnicodeDecodeError):
+        recent_results_text(path, limit=8)
+
+
+def test_an_append_that_creates_the_ledger_syncs_its_folder_and_a_later_one_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
+    monkeypatch.setattr(_fileops, "sync_folder", lambda folder: synced.append(str(folder)))
+    path = tmp_path / "results.tsv"
+    append_results(path, [ResultRow(1, "c", "accepted", "m", 1.0, "d")])
+    assert synced == [str(tmp_path)]
+    append_results(path, [ResultRow(2, "c", "accepted", "m", 2.0, "d")])
+    assert synced == [str(tmp_path)]
+
+
+def test_only_the_append_that_creates_the_ledger_sweeps_dead_temps(tmp_path: Path) -> None:
+    # A writer of the header (ensure_results_file) that died left its temp.
+    path = tmp_path / "results.tsv"
+    leftover = path.with_name(f"{_atomic.temp_prefix(path)}{dead_pid()}.0a1b2c3d.tmp")
+    leftover.write_text("half a header", encoding="utf-8")
+    append_results(path, [ResultRow(1, "c", "accepted", "m", 1.0, "d")])
+    assert not leftover.exists()
+    leftover.write_text("half a header", encoding="utf-8")
+    append_results(path, [ResultRow(2, "c", "accepted", "m", 2.0, "d")])
+    assert leftover.exists()
+
+
+def test_iter_result_lines_numbers_data_lines_from_one_and_skips_the_header() -> None:
+    text = RESULTS_HEADER + "1\tc\taccepted\tm\t1.0\td\n\n2\tc\tkept\tm\t2.0\te"
+    assert list(_results.iter_result_lines(text)) == [
+        (2, "1\tc\taccepted\tm\t1.0\td"),
+        (4, "2\tc\tkept\tm\t2.0\te"),
+    ]
+
+
+def test_incumbent_tracker_takes_the_best_row_out_of_a_block_of_key_cells() -> None:
+    text = "1\tc1\taccepted\tm\t1.0\td1\n2\tc2\taccepted\tm\t3.0\td2\n3\tc3\taccepted\tm\t2.0\td3"
+    cells = _results.key_cells(text)
+    assert cells is not None
+    tracker = _results.IncumbentTracker()
+    tracker.add_cells(cells, text)
+    assert tracker.best == ResultRow(1, "c1", "accepted", "m", 1.0, "d1")
+
+
+def test_best_result_ranks_a_block_that_holds_a_carriage_return_row_by_row(
+    tmp_path: Path,
+) -> None:
+    # The bare CR in row 1 sends its block down the row-by-row path.
+    rows = [
+        "1\tc1\taccepted\tm\t2.0\ta\rb\n",
+        "2\tc2\trejected\tm\t0.5\td2\n",
+        "3\tc3\taccepted\tm\tnan\td3\n",
+        "4\tc4\taccepted\tm\t1.0\td4\n",
+        "5\tc5\taccepted\tm\t1.0\td5\n",
+        "6\tc6\taccepted\tm\t3.0\td6\n",
+    ]
+    path = _ledger(tmp_path, *rows)
+    assert best_result(path) == ResultRow(4, "c4", "accepted", "m", 1.0, "d4")
+
+
+def test_key_cells_are_none_unless_every_line_is_a_usual_row() -> None:
+    assert _results.key_cells("1\tc\taccepted\tm\t1.0\td\nnot a row\nnor this") is None
+
+
+def test_a_batch_row_with_a_numeric_text_iteration_is_written_as_an_integer(
+    tmp_path: Path,
+) -> None:
+    path = _ledger(tmp_path)
+    append_results(path, [{**_ROW_CELLS, "iteration": "7"}])
+    assert path.read_text(encoding="utf-8") == RESULTS_HEADER + "7\tc\taccepted\tm\t1\td\n"
+
+
+def test_a_batch_row_with_cells_that_are_not_text_is_written_as_text(tmp_path: Path) -> None:
+    path = _ledger(tmp_path)
+    rows = [{**_ROW_CELLS, key: 5} for key in ("commit", "status", "primary_metric_name")]
+    append_results(path, rows)
+    expected = "1\t5\taccepted\tm\t1\td\n1\tc\t5\tm\t1\td\n1\tc\taccepted\t5\t1\td\n"
+    assert path.read_text(encoding="utf-8") == RESULTS_HEADER + expected
+
+
+def test_a_torn_tail_of_letters_is_moved_aside(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
+    path.write_bytes(path.read_bytes() + b"XX")
+    with pytest.warns(StateCorruptWarning, match="torn by a crash"):
+        append_results(path, [_ROW_CELLS])
+    assert [p.read_bytes() for p in tmp_path.iterdir() if ".corrupt-" in p.name] == [b"XX"]
+
+
+_ROW_CELLS: dict[str, object] = {
+    "iteration": 1,
+    "commit": "c",
+    "status": "accepted",
+    "primary_metric_name": "m",
+    "primary_metric_value": 1.0,
+    "description": "d",
+}
+
+
+def test_a_torn_tail_is_moved_aside_durably_with_the_mode_open_would_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_FSYNC", "1")
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n")
+    path.write_bytes(path.read_bytes() + b"2\tc\tacc")
+    umask = os.umask(0o022)
+    try:
+        with pytest.warns(StateCorruptWarning, match="torn by a crash"):
+            append_results(path, [_ROW_CELLS])
+    finally:
+        os.umask(umask)
+    (aside,) = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert (aside.read_bytes(), aside.stat().st_mode & 0o777) == (b"2\tc\tacc", 0o644)
+
+
+def test_best_result_of_a_ledger_with_a_torn_last_line_raises(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\tacc")
+    with pytest.raises(StateCorruptError, match=r":3: not a whole row"):
+        best_result(path)
+
+
+def test_a_metric_with_an_underscore_stays_text_in_a_block_of_numbers(tmp_path: Path) -> None:
+    # float() reads "1_000" as 1000.0; the ledger's rule does not.
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1_000\td\n", "2\tc\taccepted\tm\t2.5\td\n")
+    assert [row.primary_metric_value for row in read_results(path)] == ["1_000", 2.5]
+
+
+def test_a_torn_first_row_after_the_header_is_reported_as_torn(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "2\tc\tacc")
+    with pytest.raises(StateCorruptError) as caught:
+        read_results(path)
+    assert (caught.value.line, caught.value.reason) == (
+        2,
+        "not a whole row (the end of the ledger was torn by a crash; the next append moves"
+        " it aside, or read with strict=False to skip it)",
+    )
+
+
+def test_a_ledger_that_is_only_part_of_its_header_is_a_malformed_first_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "results.tsv"
+    path.write_text("iteration\tcom", encoding="utf-8")
+    with pytest.raises(StateCorruptError, match=r":1: malformed row"):
+        read_results(path)
+
+
+def test_recent_results_text_is_the_last_eight_lines_by_default(tmp_path: Path) -> None:
+    lines = [f"{i}\tc\taccepted\tm\t1.0\td{i}" for i in range(1, 11)]
+    path = _ledger(tmp_path, *(line + "\n" for line in lines))
+    assert recent_results_text(path) == "\n".join(lines[-8:])
+
+
+@pytest.mark.parametrize(
+    ("direction", "values", "best"),
+    [("minimize", ("2.0", "3.0", "2.0", "1.0"), 4), ("maximize", ("2.0", "3.0", "3.0", "1.0"), 2)],
+)
+def test_incumbent_tracker_compares_blocks_of_key_cells_and_keeps_the_earliest_of_equals(
+    direction: str, values: tuple[str, ...], best: int
+) -> None:
+    rows = [f"{i}\tc{i}\taccepted\tm\t{value}\td{i}" for i, value in enumerate(values, start=1)]
+    tracker = _results.IncumbentTracker(direction)  # type: ignore[arg-type]
+    for text in ("\n".join(rows[:2]), "\n".join(rows[2:])):
+        cells = _results.key_cells(text)
+        assert cells is not None
+        tracker.add_cells(cells, text)
+    assert tracker.best is not None
+    assert tracker.best.iteration == best
+
+
+def test_ledger_block_last_is_its_last_rows_in_order() -> None:
+    rows = [ResultRow(i, f"c{i}", "accepted", "m", float(i), f"d{i}") for i in (1, 2, 3)]
+    block = _results.LedgerBlock(*(list(column) for column in zip(*rows, strict=True)))
+    assert block.last(2) == rows[1:]
+
+
+# -- the block reader (ledger_blocks, ledger_texts, line_blocks) -----------------
+
+
+def test_ledger_blocks_is_strict_unless_told(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "not a row\n")
+    with pytest.raises(StateCorruptError) as caught:
+        list(_results.ledger_blocks(path))
+    assert caught.value.line == 3
+
+
+def test_a_lenient_read_reports_undecodable_bytes_once_across_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each row is a read block of its own, and two of them hold a stray byte.
+    monkeypatch.setattr(_results, "_READ_BLOCK", 24)
+    path = tmp_path / "results.tsv"
+    path.write_bytes(
+        RESULTS_HEADER.encode() + b"1\tc\tok\tm\t1\td\xff\n" + b"2\tc\tok\tm\t2\te\xff\n"
+    )
+    reported: list[tuple[int, int]] = []
+    blocks = list(
+        _results.ledger_blocks(path, strict=False, undecodable=lambda *at: reported.append(at))
+    )
+    assert sum(len(block.iterations) for block in blocks) == 2
+    assert reported == [(2, 0xFF)]
+
+
+def test_line_1_is_a_block_of_its_own(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\taccepted\tm\t2.0\te\n")
+    header = RESULTS_HEADER.removesuffix("\n")
+    assert list(_results.ledger_texts(path, strict=True)) == [
+        (1, header, False),
+        (2, "1\tc\taccepted\tm\t1.0\td\n2\tc\taccepted\tm\t2.0\te", True),
+    ]
+
+
+def test_rows_after_a_first_read_block_that_ends_with_the_header_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_results, "_READ_BLOCK", len(RESULTS_HEADER.encode()))
+    path = _ledger(tmp_path, "1\tc\taccepted\tm\t1.0\td\n", "2\tc\taccepted\tm\t2.0\te\n")
+    assert [row.iteration for row in read_results(path)] == [1, 2]
+
+
+def test_line_blocks_reads_a_block_at_a_time() -> None:
+    # Lines shorter than a block: every read asks for one block, and what is
+    # yielded is at most a block plus the piece of a line carried over.
+    line = b"x" * 99 + b"\n"
+    data = line * (3 * _results._READ_BLOCK // len(line) + 1)
+    asked: list[int | None] = []
+
+    class RecordingReader(io.BytesIO):
+        def read(self, size: int | None = -1, /) -> bytes:
+            asked.append(size)
+            return super().read(size)
+
+    blocks = list(_results.line_blocks(RecordingReader(data)))
+    assert b"".join(block for block, _ in blocks) == data
+    assert set(asked) == {_results._READ_BLOCK}
+    assert max(len(block) for block, _ in blocks) < _results._READ_BLOCK + len(line)
+
+
+def test_an_ascii_metric_cell_float_refuses_stays_text_in_a_column() -> None:
+    # "\x1c" is whitespace to str.strip() but not to float(): no number.
+    assert _results.metric_column(["1.5", "2\x1c"]) == [1.5, "2\x1c"]
+
+
+def test_a_metric_cell_float_refuses_reads_as_text_row_by_row_as_in_a_column(
+    tmp_path: Path,
+) -> None:
+    # With no header, line 1 is read row by row, line 2 as a column.
+    cells = "\tc\taccepted\tm\t2\x1c\td\n"
+    path = _ledger(tmp_path, "1" + cells, "2" + cells, header=False)
+    assert [row.primary_metric_value for row in read_results(path)] == ["2\x1c", "2\x1c"]

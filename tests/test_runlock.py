@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import fermilink_state as fs
-from fermilink_state import _clock
+from fermilink_state import _clock, _fencing, _runlock
 from support import dead_pid
 from support_concurrency import (
     MP,
@@ -560,3 +561,29 @@ def test_release_of_our_lock_without_a_start_time_removes_it(project: Path) -> N
     # A lock the reference wrote for this process records no pid_started_at.
     path = _plant(project, {"pid": os.getpid(), "hostname": socket.gethostname()})
     assert (fs.release_run_lock(project), path.exists()) == (True, False)
+
+
+def test_a_forced_acquire_does_not_wait_for_this_process_s_renewal_in_flight(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A renewal in flight may be waiting for the file lock that the acquire
+    # holds: waiting for it there would deadlock. Here it waits for the test.
+    monkeypatch.setenv("FERMILINK_STATE_RUN_LOCK_LEASE", "6")  # a renewal each second
+    in_flight = threading.Event()
+    finish = threading.Event()
+
+    def renewal_in_flight(held: _fencing.HeldRunLock) -> None:
+        in_flight.set()
+        finish.wait(10)  # only so that a broken acquire ends at all
+
+    monkeypatch.setattr(_runlock, "_renew", renewal_in_flight)
+    fs.acquire_run_lock(project)
+    renewer = _runlock._renewers[os.path.abspath(fs.run_lock_path(project))]
+    assert in_flight.wait(30), "the renewer never renewed"
+    try:
+        fs.acquire_run_lock(project, force=True)
+        assert renewer.is_alive(), "acquire_run_lock waited for the renewal in flight"
+    finally:
+        finish.set()
+        renewer.join()
+        fs.release_run_lock(project)

@@ -287,12 +287,11 @@ def _save_torn_tail(path: Path, tail: bytes) -> None:
         _fileops.close(fd)
     if _fileops.fsync_enabled():
         _fileops.sync_folder(path.parent)
-    warnings.warn(
+    _warn_caller(
         StateCorruptWarning(
             f"{path}: the last line was torn by a crash ({len(tail)} bytes, not a row); "
             f"moved it to {aside.name} and appended after the last whole row"
-        ),
-        stacklevel=4,
+        )
     )
 
 
@@ -384,7 +383,10 @@ ResultRow.__module__ = "fermilink_state"  # its public home
 def parse_metric(cell: str) -> float | str:
     """A metric cell as a float when it is a plain number, else the text."""
     if _NUMBER.fullmatch(cell.strip()):
-        return float(cell)
+        # str.strip() also drops the separators \x1c-\x1f, which float() refuses
+        # in ASCII text: such a cell is text, as in a column (metric_column).
+        with contextlib.suppress(ValueError):
+            return float(cell)
     return cell
 
 
