@@ -299,3 +299,29 @@ def iter_splitlines_breaks() -> Iterator[str]:
         char = chr(code)
         if len(f"a{char}b".splitlines()) == 2:
             yield char
+
+
+# A memory file the event writer's fast path takes: LF, no BOM, no fence.
+PLAIN_MEMORY: Final = (
+    "# FermiLink Optimize Memory\n"
+    "\n"
+    "- package_id: pkg\n"
+    "- last_updated_utc: 2026-01-01T00:00:00Z\n"
+    "\n"
+    "## Short-Term Memory (Operational)\n"
+    "### Latest accepted commit\n"
+    "- commit: pending\n"
+    "### Progress log\n"
+    "\n"
+    "- [t0] rejected: first (abc, t=1)\n"
+    "\n"
+    "## Long-Term Memory (Persistent)\n"
+    "### Benchmark contract\n"
+    "- Benchmark file: `bench.yaml`\n"
+    "### Accepted experiments\n"
+    "- [t0] kept (abc, t=1)\n"
+    "### Rejected patterns\n"
+    "- [t0] first (abc, t=1)\n"
+    "### Open hypotheses\n"
+    "- Review `skills/` first.\n"
+)

@@ -15,26 +15,7 @@ import pytest
 import fermilink_state as fs
 from fermilink_state import _known_documents, _markdown, _memory
 from fermilink_state._errors import StateCorruptError
-
-MEMORY = (
-    "# FermiLink Optimize Memory\n"
-    "\n"
-    "- last_updated_utc: 2026-01-01T00:00:00Z\n"
-    "\n"
-    "## Short-Term Memory (Operational)\n"
-    "### Latest accepted commit\n"
-    "- commit: pending\n"
-    "### Progress log\n"
-    "- [t0] rejected: first (abc, t=1)\n"
-    "\n"
-    "## Long-Term Memory (Persistent)\n"
-    "### Accepted experiments\n"
-    "- [t0] kept (abc, t=1)\n"
-    "### Rejected patterns\n"
-    "- [t0] first (abc, t=1)\n"
-    "### Open hypotheses\n"
-    "- Review `skills/` first.\n"
-)
+from support import PLAIN_MEMORY as MEMORY
 
 
 @pytest.fixture

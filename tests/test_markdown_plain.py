@@ -30,33 +30,11 @@ from fermilink_state._markdown import (
     SectionEditor,
     _has_fence,
 )
+from support import PLAIN_MEMORY as MEMORY
 from support import FaultInjector
 
 Edit = tuple[str, str, Sequence[str]]
 
-MEMORY = (
-    "# FermiLink Optimize Memory\n"
-    "\n"
-    "- package_id: pkg\n"
-    "- last_updated_utc: 2026-01-01T00:00:00Z\n"
-    "\n"
-    "## Short-Term Memory (Operational)\n"
-    "### Latest accepted commit\n"
-    "- commit: pending\n"
-    "### Progress log\n"
-    "\n"
-    "- [t0] rejected: first (abc, t=1)\n"
-    "\n"
-    "## Long-Term Memory (Persistent)\n"
-    "### Benchmark contract\n"
-    "- Benchmark file: `bench.yaml`\n"
-    "### Accepted experiments\n"
-    "- [t0] kept (abc, t=1)\n"
-    "### Rejected patterns\n"
-    "- [t0] first (abc, t=1)\n"
-    "### Open hypotheses\n"
-    "- Review `skills/` first.\n"
-)
 EVENT: list[Edit] = [
     ("set", "### Latest accepted commit", ["- commit: def", "- status: accepted"]),
     ("append", "### Progress log", ["- [t1] accepted: faster µs (def, t=0.5)"]),
