@@ -81,7 +81,7 @@ def memory_events(bench: Bench) -> None:
                     if events == max(bench.plan.judged_events)
                     else "issue 6 set this target at 5,000 entries; at 1,000 (130 KB) the "
                     "floor is ~0.7 ms and the fixed costs of a locked write (the lock, the "
-                    "sweep for dead temps, the parse: ~0.3-0.4 ms) make 1.4-1.55x",
+                    "sweep for dead temps, the parse: ~0.3-0.4 ms) make 1.4-1.6x",
                 )
             )
     (small, small_ours, small_floor), (big, big_ours, big_floor) = seen[0], seen[-1]
