@@ -43,6 +43,7 @@ the sync that precedes every durable append.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import statistics
@@ -78,7 +79,11 @@ def _reference() -> ModuleType | None:
         return None
 
 
-def _cases(folder: Path, reference: ModuleType | None) -> dict[str, Callable[[], None]]:
+_Calls = dict[str, Callable[[], None]]
+
+
+def _cases(folder: Path, reference: ModuleType | None) -> tuple[_Calls, _Calls]:
+    """The timed call of each case, and the untimed work after some of them."""
     floor_file = folder / "floor.tsv"
     floor_fd = os.open(floor_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     lock = filelock.FileLock(str(folder / "bench.lock"))
@@ -110,6 +115,7 @@ def _cases(folder: Path, reference: ModuleType | None) -> dict[str, Callable[[],
         os.environ[FSYNC_ENV] = "1"
         fs.append_result(ours_durable, **ROW)  # type: ignore[arg-type]
 
+    after: _Calls = {}
     cases = {
         "fdatasync round trip": fdatasync_round_trip,
         "filelock round trip": filelock_round_trip,
@@ -127,8 +133,10 @@ def _cases(folder: Path, reference: ModuleType | None) -> dict[str, Callable[[],
 
         cases["reference append"] = reference_append
         cases[REFERENCE_AFTER_SYNC] = reference_append
-        _UNTIMED_AFTER[REFERENCE_AFTER_SYNC] = lambda: _sync_file(reference_ledger)
-    return cases
+        # The reference's row synced, untimed, so that the next timed sync
+        # does not write it.
+        after[REFERENCE_AFTER_SYNC] = functools.partial(_sync_file, reference_ledger)
+    return cases, after
 
 
 def _sync_file(path: Path) -> None:
@@ -137,11 +145,6 @@ def _sync_file(path: Path) -> None:
         os.fdatasync(fd)
     finally:
         os.close(fd)
-
-
-# Untimed work after a case's call: the reference's row synced, so that the
-# next timed sync does not write it.
-_UNTIMED_AFTER: dict[str, Callable[[], None]] = {}
 
 
 LOCK_THEN_SYNC: Final = "filelock, then fdatasync"
@@ -191,7 +194,7 @@ def measure(folder: Path, rounds: int, calls: int, sleep: float = 0.0) -> dict[s
     dirty, so a sync right after an unsynced append would pay for that append.
     ``sleep`` seconds pass, untimed, before each call.
     """
-    cases = _cases(folder, _reference())
+    cases, after = _cases(folder, _reference())
     samples: dict[str, list[float]] = {name: [] for name in cases}
     excess: list[float] = []
     groups = [
@@ -210,8 +213,8 @@ def measure(folder: Path, rounds: int, calls: int, sleep: float = 0.0) -> dict[s
                     start = time.perf_counter()
                     call()
                     samples[name].append(time.perf_counter() - start)
-                    if name in _UNTIMED_AFTER:
-                        _UNTIMED_AFTER[name]()
+                    if name in after:
+                        after[name]()
                 if "append, durable" in names:
                     excess.append(samples["append, durable"][-1] - samples[LOCK_THEN_SYNC][-1])
     medians = {name: statistics.median(values) for name, values in samples.items()}
