@@ -359,6 +359,28 @@ def _op_hold_file_lock(command: dict[str, Any]) -> dict[str, Any]:
     return {"held": True}
 
 
+def _op_hold_open(command: dict[str, Any]) -> dict[str, Any]:
+    # A reader that keeps the current file open (a viewer that follows it):
+    # while it does, FUSE and NFS replace that file on this host in two steps
+    # (the old one renamed to a hidden name first), and other hosts can see it
+    # missing in between. The reader reopens it at once after each replace.
+    import threading
+
+    path = command["path"]
+
+    def follow() -> None:
+        held = open(path, "rb")  # noqa: SIM115 - replaced, never left closed
+        while True:
+            with contextlib.suppress(OSError):
+                newer = open(path, "rb")  # noqa: SIM115
+                held.close()
+                held = newer
+            time.sleep(0.0005)
+
+    threading.Thread(target=follow, daemon=True).start()
+    return {"open": path}
+
+
 def _op_status(command: dict[str, Any]) -> dict[str, Any]:
     import fermilink_state as fs
 
@@ -387,6 +409,7 @@ _OPS: Final = {
     "status": _op_status,
     "backend": _op_backend,
     "hold_file_lock": _op_hold_file_lock,
+    "hold_open": _op_hold_open,
 }
 
 

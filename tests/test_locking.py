@@ -215,6 +215,37 @@ def test_default_backend_is_flock(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert not isinstance(_locking.file_lock(tmp_path / "a.txt"), SoftFileLock)
 
 
+@pytest.mark.parametrize("backend", ["flock", "strict"])
+def test_a_lock_that_leaves_its_file_is_worth_a_look_once_used(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", backend)
+    path = tmp_path / "memory.md"
+    assert not _locking.lock_may_be_in_use(path)
+    with fs.locked(path):
+        pass
+    assert _locking.lock_may_be_in_use(path)
+
+
+def test_a_soft_lock_is_always_worth_a_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", "soft")
+    path = tmp_path / "memory.md"
+    assert _locking.lock_may_be_in_use(path)
+    with fs.locked(path):
+        pass
+    assert not fs.lock_path_for(path).exists()  # nothing tells, so a look is always due
+    assert _locking.lock_may_be_in_use(path)
+
+
+def test_no_lock_is_worth_a_look_without_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", "soft")
+    assert not _locking.lock_may_be_in_use(tmp_path / "missing" / "memory.md")
+
+
 def test_soft_env_selects_soft_file_lock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FERMILINK_STATE_LOCK", "soft")
     assert fs.lock_backend() == "soft"

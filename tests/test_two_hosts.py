@@ -92,10 +92,22 @@ def _commits_in_ledger(folder: Path) -> list[str]:
 
 
 def run_writers(
-    hosts: TwoHosts, writers: int, iterations: int, env: dict[str, str] | None = None
+    hosts: TwoHosts,
+    writers: int,
+    iterations: int,
+    env: dict[str, str] | None = None,
+    memory_held_open: bool = False,
 ) -> HostLosses:
-    """``writers`` processes per host, each writing ``iterations`` row+event+edit."""
+    """``writers`` processes per host, each writing ``iterations`` row+event+edit.
+
+    With ``memory_held_open``, a reader on each host keeps ``memory.md`` open
+    meanwhile, so that each host replaces it in two steps that the other sees.
+    """
     seed_campaign(hosts.source / PROJECT)
+    if memory_held_open:
+        for host in (0, 1):
+            memory = fs.memory_path(Path(_root(hosts, host)))
+            assert hosts.agent(host).ask("hold_open", path=str(memory)) == {"open": str(memory)}
     agents = [(host, hosts.agent(host, env)) for host in (0, 1) for _ in range(writers)]
     start = time.time() + 0.5
     for number, (host, agent) in enumerate(agents):
@@ -132,9 +144,14 @@ def test_two_hosts_lose_nothing(hosts: TwoHosts, backend: str) -> None:
 
 
 @pytest.mark.stress
-def test_two_hosts_four_writers_each_lose_nothing_stress(hosts: TwoHosts) -> None:
-    losses = run_writers(hosts, writers=4, iterations=200)
-    print("two-host stress, 2 x 4 writers x 200 iterations:", dict(losses.counts))
+@pytest.mark.parametrize("backend", ["", "soft"], ids=["chosen", "soft"])
+def test_two_hosts_four_writers_each_lose_nothing_stress(hosts: TwoHosts, backend: str) -> None:
+    # Readers following memory.md on both hosts make every replace of it a
+    # two-step one (FUSE's hidden rename) that the other host can see.
+    env = {"FERMILINK_STATE_LOCK": backend} if backend else None
+    losses = run_writers(hosts, writers=4, iterations=200, env=env, memory_held_open=True)
+    name = backend or "chosen"
+    print(f"two-host stress ({name}), 2 x 4 writers x 200 iterations:", dict(losses.counts))
     assert losses.total() == 0, (dict(losses.counts), losses.details[:20])
 
 

@@ -159,6 +159,27 @@ def lock_path_for(path: Path, backend: LockBackendName | None = None) -> Path:
     return path.with_name(path.name + LOCK_SUFFIXES[name])
 
 
+# The soft lock is its file: created on acquire, deleted on release. The others
+# leave their lock files behind, so one's presence shows that our writers use it.
+_LOCK_FILE_OUTLIVES_RELEASE: Final[dict[str, bool]] = {"flock": True, "strict": True, "soft": False}
+
+
+def lock_may_be_in_use(path: Path) -> bool:
+    """Whether this package's writers may be replacing ``path``, as far as a lock-free look tells.
+
+    On NFS (a silly rename) and FUSE (a hidden rename), a file that another
+    host's writer replaces can look missing for an instant: only a look under
+    the lock may conclude that it is gone. That look is due when the lock file
+    of ``path`` exists; with the ``soft`` backend, whose lock file exists only
+    while held, it is always due (and taking that lock leaves nothing behind),
+    provided the folder of ``path`` exists.
+    """
+    backend = lock_backend(path)
+    if _LOCK_FILE_OUTLIVES_RELEASE[backend]:
+        return lock_path_for(Path(path), backend).exists()
+    return os.path.isdir(os.path.dirname(os.path.abspath(path)))
+
+
 def is_lock_file(name: str) -> bool:
     """Whether a file or folder name belongs to a lock of any backend (not to data)."""
     return name.endswith(_LOCK_NAME_ENDINGS)

@@ -11,7 +11,7 @@ from fermilink_state._atomic import atomic_write_chunks, atomic_write_text
 from fermilink_state._create import create_if_missing
 from fermilink_state._errors import StateCorruptError
 from fermilink_state._layout import WORKER_MEMORY_FILENAME
-from fermilink_state._locking import lock_path_for, locked
+from fermilink_state._locking import lock_may_be_in_use, locked
 from fermilink_state._markdown import (
     REFERENCE_LEVELS,
     LineEditor,
@@ -193,12 +193,16 @@ def reset_worker_memory_file(
 
 def archive_worker_memory(source_path: Path, run_dir: Path) -> Path | None:
     """Copy the worker memory into ``run_dir`` atomically; ``None`` if it is missing."""
-    if not source_path.is_file():
+    if not source_path.is_file() and not lock_may_be_in_use(source_path):
         return None
+    with locked(source_path):
+        try:
+            data = source_path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None  # not a file for certain: looked at under the lock
+        text = decode_memory(source_path, data)
     _fileops.make_folders(run_dir)
     target_path = run_dir / WORKER_MEMORY_FILENAME
-    with locked(source_path):
-        text = decode_memory(source_path, source_path.read_bytes())
     atomic_write_text(target_path, text)
     return target_path
 
@@ -221,11 +225,8 @@ def record_campaign_event(
     Raises :class:`StateCorruptError` and changes nothing if the file is not
     UTF-8.
     """
-    if not path.is_file() and not lock_path_for(path).exists():
+    if not path.is_file() and not lock_may_be_in_use(path):
         # No memory file (as the reference): nothing recorded, nothing created.
-        # A lock file means our writers use it: on NFS and FUSE a file being
-        # replaced by another host can look missing for an instant, so only a
-        # look under the lock may conclude that it is gone.
         return
     with locked(path):
         try:
