@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Final
 
 import _workloads as work
-from _common import LIBRARIES, OPEN_GOAL, Bench, Row, Target, X, fmt_ratio, interleaved
+from _common import LIBRARIES, Bench, Row, Target, X, fmt_ratio, interleaved
 
 
 def import_time(bench: Bench) -> None:
@@ -128,24 +128,71 @@ def test_it({fixture}, number):
     pass
 """
 
+# The folders and files a seeded project holds, made and removed by hand with
+# the fewest system calls: what the filesystem charges for them, whatever code
+# makes them. Written by name, not by the code under test.
+_FLOOR_TESTS: Final = """
+import os
+
+import pytest
+
+FILES = {{"memory.md": b"m" * 754, "results.tsv": b"r" * 128, "state.json": b"s" * 606}}
+
+
+@pytest.fixture
+def floor_project(tmp_path):
+    root = os.path.join(tmp_path, "project")
+    campaign = os.path.join(root, ".fermilink-optimize")
+    runs = os.path.join(campaign, "runs")
+    for folder in (root, campaign, runs):
+        os.mkdir(folder)
+    for name, data in FILES.items():
+        fd = os.open(os.path.join(campaign, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        os.write(fd, data)
+        os.close(fd)
+    yield root
+    for name in FILES:
+        os.unlink(os.path.join(campaign, name))
+    for folder in (runs, campaign, root):
+        os.rmdir(folder)
+
+
+@pytest.mark.parametrize("number", range({count}))
+def test_it(floor_project, number):
+    pass
+"""
+_SET_BY_THE_FILESYSTEM: Final = (
+    "open in issue 13: where making a folder or file costs this filesystem more than "
+    "~50 µs, the seed's 3 folders and 3 files made by hand cost more than the target"
+)
+_PER_TEST_MODULES: Final = {
+    "tmp_path": _SEEDED_TESTS.format(count="{count}", fixture="tmp_path"),
+    "seeded_project": _SEEDED_TESTS.format(count="{count}", fixture="seeded_project"),
+    "floor_project": _FLOOR_TESTS,
+}
+
 
 def per_test(bench: Bench) -> None:
-    """What ``seeded_project`` adds to a test over ``tmp_path``: pytest runs, interleaved."""
+    """What ``seeded_project`` adds to a test over ``tmp_path``: pytest runs, interleaved.
+
+    A third run makes the same folders and files by hand (``floor_project``):
+    what this filesystem charges for them, which no fixture can go below.
+    """
     count = bench.plan.seeded_tests
     bench.progress(f"seeded_project vs tmp_path, {count} tests a run")
     folder = bench.subfolder("per-test")
-    for fixture in ("tmp_path", "seeded_project"):
-        (folder / f"test_{fixture}.py").write_text(
-            _SEEDED_TESTS.format(count=count, fixture=fixture), encoding="utf-8"
-        )
-    samples: dict[str, list[float]] = {"tmp_path": [], "seeded_project": []}
+    for fixture, module in _PER_TEST_MODULES.items():
+        (folder / f"test_{fixture}.py").write_text(module.format(count=count), encoding="utf-8")
+    samples: dict[str, list[float]] = {fixture: [] for fixture in _PER_TEST_MODULES}
     for number in range(bench.plan.seeded_rounds):
         order = list(samples) if number % 2 == 0 else list(samples)[::-1]
         for fixture in order:
             samples[fixture].append(_pytest_seconds(folder, f"test_{fixture}.py"))
-    added = (
-        statistics.median(samples["seeded_project"]) - statistics.median(samples["tmp_path"])
-    ) / count
+    # The fastest run of each: a journal commit or a stall of the disk only
+    # ever adds, and at ~1 ms a test it moves a median by more than the target.
+    baseline = min(samples["tmp_path"])
+    added = (min(samples["seeded_project"]) - baseline) / count
+    floor = (min(samples["floor_project"]) - baseline) / count
     bench.report.targets.append(
         Target(
             "`seeded_project` per test",
@@ -153,9 +200,10 @@ def per_test(bench: Bench) -> None:
             added * 1e3,
             0.3,
             at_least=False,
-            shown=f"{added * 1e3:+.2f} ms a test ({count} tests a run, "
-            f"{bench.plan.seeded_rounds} interleaved runs each)",
-            not_gated=OPEN_GOAL,
+            shown=f"{added * 1e3:+.2f} ms a test; the same 3 folders and 3 files made and "
+            f"removed by hand: {floor * 1e3:+.2f} ms ({count} tests a run, "
+            f"fastest of {bench.plan.seeded_rounds} interleaved runs each)",
+            not_gated=_SET_BY_THE_FILESYSTEM,
         )
     )
 
