@@ -381,6 +381,32 @@ def _op_hold_open(command: dict[str, Any]) -> dict[str, Any]:
     return {"open": path}
 
 
+def _op_write_states(command: dict[str, Any]) -> dict[str, Any]:
+    import fermilink_state as fs
+
+    path = fs.state_path(_campaign(command["root"]))
+    for iteration in range(command["count"]):
+        fs.write_state(path, {"iteration": iteration})
+    return {"written": command["count"]}
+
+
+def _op_load_states(command: dict[str, Any]) -> dict[str, Any]:
+    # Reads until the last state written shows up: how often was it missing?
+    import fermilink_state as fs
+
+    path = fs.state_path(_campaign(command["root"]))
+    deadline = time.monotonic() + command["timeout"]
+    reads = missing = 0
+    while time.monotonic() < deadline:
+        state = fs.load_state(path)
+        reads += 1
+        if state is None:
+            missing += 1
+        elif state.get("iteration") == command["last"]:
+            break
+    return {"reads": reads, "missing": missing}
+
+
 def _op_status(command: dict[str, Any]) -> dict[str, Any]:
     import fermilink_state as fs
 
@@ -410,6 +436,8 @@ _OPS: Final = {
     "backend": _op_backend,
     "hold_file_lock": _op_hold_file_lock,
     "hold_open": _op_hold_open,
+    "write_states": _op_write_states,
+    "load_states": _op_load_states,
 }
 
 

@@ -155,6 +155,24 @@ def test_two_hosts_four_writers_each_lose_nothing_stress(hosts: TwoHosts, backen
     assert losses.total() == 0, (dict(losses.counts), losses.details[:20])
 
 
+def test_a_state_replaced_on_one_host_is_never_missing_on_the_other(hosts: TwoHosts) -> None:
+    # A reader on the writing host keeps state.json open: each replace is then
+    # two renames there (FUSE's hidden rename, NFS's silly rename), and the
+    # other host can look in between.
+    seed_campaign(hosts.source / PROJECT)
+    state = fs.state_path(Path(_root(hosts, 1)))
+    assert hosts.agent(1).ask("hold_open", path=str(state)) == {"open": str(state)}
+    writer, reader = hosts.agent(1), hosts.agent(0)
+    count = 400
+    start = time.time() + 0.5
+    writer.send("write_states", root=_root(hosts, 1), count=count, at=start)
+    reader.send("load_states", root=_root(hosts, 0), last=count - 1, timeout=120, at=start)
+    assert writer.answer() == {"written": count}
+    seen = reader.answer()
+    assert seen["missing"] == 0, seen
+    assert seen["reads"] >= 50, seen  # the reader looked while the writer replaced
+
+
 def test_a_dead_hosts_file_lock_is_reported_and_never_broken(hosts: TwoHosts) -> None:
     seed_campaign(hosts.source / PROJECT)
     holder = hosts.agent(0)

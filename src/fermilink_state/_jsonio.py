@@ -13,6 +13,7 @@ from typing import Any
 from fermilink_state import _fileops
 from fermilink_state._atomic import atomic_write_text
 from fermilink_state._errors import StateCorruptError, StateCorruptWarning
+from fermilink_state._replaced_files import read_replaced
 
 QUARANTINE_MARKER = ".corrupt-"
 
@@ -52,9 +53,11 @@ def read_json_file(path: Path) -> dict[str, Any]:
 
     Returns the dict; raises ``FileNotFoundError`` if ``path`` is missing and
     :class:`StateCorruptError` (with ``.path`` and ``.reason``) if it is not a
-    UTF-8 JSON object. Never moves or changes the file.
+    UTF-8 JSON object. Never moves or changes the file. On a filesystem other
+    hosts may share, a file that looks missing is looked for again for ~0.1 s:
+    another host may be replacing it.
     """
-    return _parse_object(path, Path(path).read_bytes())
+    return _parse_object(path, read_replaced(os.fspath(path))[0])
 
 
 def quarantine_path(path: Path) -> Path:
@@ -74,13 +77,13 @@ def load_json_file(path: Path) -> dict[str, Any] | None:
     Compatible with the reference, with one repair: a file that exists but does
     not parse is first moved aside to ``<name>.corrupt-<UTC timestamp>`` and a
     :class:`StateCorruptWarning` is issued, so the caller's next write cannot
-    destroy what it held.
+    destroy what it held. On a filesystem other hosts may share, a file that
+    looks missing is looked for again for ~0.1 s: another host may be
+    replacing it.
     """
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-            identity = os.fstat(handle.fileno())
+        data, identity = read_replaced(os.fspath(path))
     except OSError:
         return None
     try:

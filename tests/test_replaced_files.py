@@ -1,0 +1,131 @@
+"""A whole-file read that looks again where another host may be replacing the file."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import fermilink_state as fs
+from fermilink_state import _filesystems
+from fermilink_state._filesystems import Filesystem
+from fermilink_state._replaced_files import LOOK_AGAIN_AFTER, read_replaced
+
+
+class Waits:
+    """Stands in for ``time.sleep``: records each wait; may make the file at one of them."""
+
+    def __init__(self, path: Path, appears_at: int | None = None) -> None:
+        self.path = path
+        self.appears_at = appears_at
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if len(self.waits) == self.appears_at:  # the other host's replace completes
+            self.path.write_bytes(b'{"iteration": 7}\n')
+
+
+def _on(monkeypatch: pytest.MonkeyPatch, filesystem: Filesystem, waits: Waits) -> None:
+    monkeypatch.setattr(_filesystems, "filesystem_of", lambda folder: filesystem)
+    monkeypatch.setattr(time, "sleep", waits)
+
+
+NFS = Filesystem("nfs4", shared=True)
+EXT4 = Filesystem("ext4", shared=False)
+
+
+def test_a_file_that_is_there_is_read_with_its_identity(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(b"x" * 200_000)
+    data, identity = read_replaced(str(path))
+    assert data == b"x" * 200_000
+    assert os.path.samestat(identity, path.stat())
+
+
+def test_a_missing_file_on_a_local_filesystem_is_missing_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = Waits(tmp_path / "state.json")
+    _on(monkeypatch, EXT4, waits)
+    with pytest.raises(FileNotFoundError):
+        read_replaced(str(tmp_path / "state.json"))
+    assert waits.waits == []
+
+
+@pytest.mark.parametrize("appears_at", range(1, len(LOOK_AGAIN_AFTER) + 1))
+def test_a_file_that_reappears_on_a_shared_filesystem_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, appears_at: int
+) -> None:
+    waits = Waits(tmp_path / "state.json", appears_at)
+    _on(monkeypatch, NFS, waits)
+    assert read_replaced(str(tmp_path / "state.json"))[0] == b'{"iteration": 7}\n'
+    assert waits.waits == list(LOOK_AGAIN_AFTER[:appears_at])
+
+
+def test_a_file_gone_between_open_and_read_on_a_shared_filesystem_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FUSE looks an open file up by name again for fstat and read: mid-replace
+    # on another host, they fail with ENOENT although open succeeded.
+    path = tmp_path / "state.json"
+    path.write_bytes(b'{"iteration": 7}\n')
+    waits = Waits(path)
+    _on(monkeypatch, NFS, waits)
+    real_fstat = os.fstat
+    failures = iter([FileNotFoundError(2, "No such file or directory")])
+
+    def fstat(fd: int) -> os.stat_result:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    assert read_replaced(str(path))[0] == b'{"iteration": 7}\n'
+    assert waits.waits == [LOOK_AGAIN_AFTER[0]]
+
+
+def test_a_missing_file_on_a_shared_filesystem_is_missing_after_every_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = Waits(tmp_path / "state.json")
+    _on(monkeypatch, NFS, waits)
+    with pytest.raises(FileNotFoundError):
+        read_replaced(str(tmp_path / "state.json"))
+    assert waits.waits == list(LOOK_AGAIN_AFTER)
+    assert 0.05 <= sum(LOOK_AGAIN_AFTER) <= 0.2  # a moment: only a missing file pays it
+
+
+def test_a_file_in_a_missing_folder_is_missing_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = Waits(tmp_path / "state.json")
+    monkeypatch.setattr(time, "sleep", waits)
+    with pytest.raises(FileNotFoundError):
+        read_replaced(str(tmp_path / "missing" / "state.json"))
+    assert waits.waits == []
+
+
+def test_a_folder_in_place_of_the_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "state.json").mkdir()
+    with pytest.raises(IsADirectoryError):
+        read_replaced(str(tmp_path / "state.json"))
+
+
+def test_load_state_reads_a_state_that_reappears_on_a_shared_filesystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = Waits(tmp_path / "state.json", appears_at=2)
+    _on(monkeypatch, NFS, waits)
+    assert fs.load_state(tmp_path / "state.json") == {"iteration": 7}
+
+
+def test_read_json_file_reads_a_file_that_reappears_on_a_shared_filesystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits = Waits(tmp_path / "state.json", appears_at=3)
+    _on(monkeypatch, NFS, waits)
+    assert fs.read_json_file(tmp_path / "state.json") == {"iteration": 7}
