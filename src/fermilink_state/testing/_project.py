@@ -55,15 +55,6 @@ DEFAULT_BASELINE: Final = ResultRow(
     description="baseline",
 )
 DEFAULT_FROZEN_UTC: Final = "2026-01-02T03:04:05.678901Z"
-SEED_KEYS: Final = (
-    "package_id",
-    "benchmark_id",
-    "benchmark_rel",
-    "optimize_branch",
-    "results",
-    "state",
-    "memory",
-)
 
 ResultLike = ResultRow | Mapping[str, object]
 
@@ -363,15 +354,10 @@ def write_seed(project: OptimizeProject, seed: Mapping[str, Any]) -> OptimizePro
 # and over, so it is built once and written per test.
 _SEEDS: Final[dict[str, tuple[bytes, bytes, bytes]]] = {}
 _SEEDS_KEPT: Final = 256
-_SEED_DEFAULTS: Final[dict[str, Any]] = {
-    "package_id": DEFAULT_PACKAGE_ID,
-    "benchmark_id": DEFAULT_BENCHMARK_ID,
-    "benchmark_rel": DEFAULT_BENCHMARK_REL,
-    "optimize_branch": DEFAULT_OPTIMIZE_BRANCH,
-    "results": None,
-    "state": None,
-    "memory": None,
-}
+# seed_project's keyword defaults, read off its signature: stated once.
+_SEED_DEFAULTS: Final[dict[str, Any]] = dict(seed_project.__kwdefaults__ or {})
+# What a seed may say: the keyword arguments of seed_project and of the marker.
+SEED_KEYS: Final = tuple(_SEED_DEFAULTS)
 # The files of _seed_files, in its order.
 _SEED_FILENAMES: Final = (
     _layout.MEMORY_FILENAME,
