@@ -302,6 +302,16 @@ def iter_splitlines_breaks() -> Iterator[str]:
 
 
 # A memory file the event writer's fast path takes: LF, no BOM, no fence.
+# reset_worker_memory_file's keyword arguments for a campaign's worker memory.
+WORKER_MEMORY_ARGS: Final[dict[str, Any]] = {
+    "package_id": "pkg",
+    "benchmark_id": "bench",
+    "benchmark_rel": "bench/benchmark.yaml",
+    "program_rel": ".fermilink-optimize/program.md",
+    "controller_memory_rel": ".fermilink-optimize/memory.md",
+    "results_rel": ".fermilink-optimize/results.tsv",
+    "worker_iteration": 3,
+}
 PLAIN_MEMORY: Final = (
     "# FermiLink Optimize Memory\n"
     "\n"

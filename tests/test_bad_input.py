@@ -28,7 +28,7 @@ import fermilink_state as fs
 from fermilink_state._memory import memory_template
 from fermilink_state._results import parse_result_line
 from fermilink_state.testing import FrozenClock
-from support import LINE_BREAKS, FaultInjector, crlf, dead_pid
+from support import LINE_BREAKS, WORKER_MEMORY_ARGS, FaultInjector, crlf, dead_pid
 from support_concurrency import (
     HYPOTHESES,
     PROGRESS,
@@ -55,15 +55,6 @@ EVENT: dict[str, Any] = {
     "primary_metric_value": 1.25,
     "status": "accepted",
     "description": "an event",
-}
-WORKER: dict[str, Any] = {
-    "package_id": "pkg",
-    "benchmark_id": "bench",
-    "benchmark_rel": "bench/benchmark.yaml",
-    "program_rel": ".fermilink-optimize/program.md",
-    "controller_memory_rel": ".fermilink-optimize/memory.md",
-    "results_rel": ".fermilink-optimize/results.tsv",
-    "worker_iteration": 2,
 }
 TEMPLATE = memory_template(**SEED, started="2026-01-02T03:04:05Z")
 CORRUPT_ADVICE = "repair or move it aside"
@@ -408,7 +399,7 @@ WRITES = [
     Write(
         "reset_worker_memory_file",
         _worker_memory,
-        lambda c: fs.reset_worker_memory_file(_worker_memory(c), **WORKER),
+        lambda c: fs.reset_worker_memory_file(_worker_memory(c), **WORKER_MEMORY_ARGS),
     ),
     Write(
         "append_result",
@@ -423,7 +414,7 @@ ATOMIC_WRITES = [write for write in WRITES if write.atomic]
 @pytest.fixture
 def full_campaign(campaign: Campaign) -> Campaign:
     """A campaign where every file of :data:`WRITES` exists, for "old content" checks."""
-    fs.reset_worker_memory_file(_worker_memory(campaign), **WORKER)
+    fs.reset_worker_memory_file(_worker_memory(campaign), **WORKER_MEMORY_ARGS)
     # A dead holder on this host: stale, so write_run_lock may replace it.
     holder = {"pid": dead_pid(), "hostname": socket.gethostname()}
     fs.write_run_lock(fs.run_lock_path(campaign.root), holder)

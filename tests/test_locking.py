@@ -18,6 +18,7 @@ from filelock import SoftFileLock, Timeout
 
 import fermilink_state as fs
 from fermilink_state import _locking, _results
+from support import WORKER_MEMORY_ARGS
 from support_concurrency import MP, Campaign, lock_held_elsewhere, seed_campaign
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,15 +33,6 @@ ROW: dict[str, Any] = {
 }
 # ROW as a ledger line, spelled out here rather than formatted by the code under test.
 ROW_LINE = "1\tabc123\taccepted\truntime\t1.5\tone row\n"
-WORKER: dict[str, Any] = {
-    "package_id": "pkg",
-    "benchmark_id": "bench",
-    "benchmark_rel": "bench/benchmark.yaml",
-    "program_rel": ".fermilink-optimize/program.md",
-    "controller_memory_rel": ".fermilink-optimize/memory.md",
-    "results_rel": ".fermilink-optimize/results.tsv",
-    "worker_iteration": 3,
-}
 MEMORY_SEED: dict[str, Any] = {
     "package_id": "pkg",
     "benchmark_id": "bench",
@@ -115,13 +107,13 @@ LOCKED_CALLS = [
     LockedCall(
         "reset_worker_memory_file",
         _worker_memory,
-        lambda c: fs.reset_worker_memory_file(_worker_memory(c), **WORKER),
+        lambda c: fs.reset_worker_memory_file(_worker_memory(c), **WORKER_MEMORY_ARGS),
     ),
     LockedCall(
         "archive_worker_memory",
         _worker_memory,
         lambda c: fs.archive_worker_memory(_worker_memory(c), fs.runs_root(c.root) / "iter_0001"),
-        setup=lambda c: fs.reset_worker_memory_file(_worker_memory(c), **WORKER),
+        setup=lambda c: fs.reset_worker_memory_file(_worker_memory(c), **WORKER_MEMORY_ARGS),
         written=lambda c: fs.runs_root(c.root) / "iter_0001" / fs.WORKER_MEMORY_FILENAME,
     ),
     LockedCall(

@@ -20,18 +20,10 @@ import pytest
 
 import fermilink_state as fs
 from fermilink_state import _locking, _memory
+from support import WORKER_MEMORY_ARGS
 from support_concurrency import Campaign, seed_campaign
 
 BACKENDS = ["flock", "strict", "soft"]
-WORKER: dict[str, Any] = {
-    "package_id": "pkg",
-    "benchmark_id": "bench",
-    "benchmark_rel": "bench/benchmark.yaml",
-    "program_rel": ".fermilink-optimize/program.md",
-    "controller_memory_rel": ".fermilink-optimize/memory.md",
-    "results_rel": ".fermilink-optimize/results.tsv",
-    "worker_iteration": 3,
-}
 
 
 def _event(path: Path, commit: str = "c-replaced") -> None:
@@ -87,7 +79,7 @@ def test_an_archive_copies_a_worker_memory_that_looked_missing(
     campaign: Campaign, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worker = fs.worker_memory_path(campaign.root)
-    fs.reset_worker_memory_file(worker, **WORKER)
+    fs.reset_worker_memory_file(worker, **WORKER_MEMORY_ARGS)
     written = worker.read_bytes()
     _missing_until_locked(monkeypatch, worker)
     run_dir = fs.runs_root(campaign.root) / "iter_0003"
@@ -95,25 +87,29 @@ def test_an_archive_copies_a_worker_memory_that_looked_missing(
     assert (run_dir / fs.WORKER_MEMORY_FILENAME).read_bytes() == written
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_an_event_on_a_missing_memory_file_changes_nothing(
-    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FERMILINK_STATE_LOCK", backend)
+@pytest.fixture(params=BACKENDS)
+def empty_campaign_folder(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """``tmp_path/project/.fermilink-optimize``, empty, written with each lock backend."""
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", request.param)
     folder = tmp_path / "project" / ".fermilink-optimize"
     folder.mkdir(parents=True)
-    _event(folder / "memory.md")
+    return folder
+
+
+def test_an_event_on_a_missing_memory_file_changes_nothing(
+    empty_campaign_folder: Path, tmp_path: Path
+) -> None:
+    _event(empty_campaign_folder / "memory.md")
     assert _everything_under(tmp_path) == ["project", "project/.fermilink-optimize"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_an_archive_of_a_missing_worker_memory_changes_nothing(
-    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    empty_campaign_folder: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("FERMILINK_STATE_LOCK", backend)
-    folder = tmp_path / "project" / ".fermilink-optimize"
-    folder.mkdir(parents=True)
-    assert fs.archive_worker_memory(folder / "worker.md", folder / "runs" / "iter_0001") is None
+    worker = empty_campaign_folder / "worker.md"
+    assert fs.archive_worker_memory(worker, empty_campaign_folder / "runs" / "iter_0001") is None
     assert _everything_under(tmp_path) == ["project", "project/.fermilink-optimize"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,14 +46,26 @@ def test_a_file_that_is_there_is_read_with_its_identity(tmp_path: Path) -> None:
     assert os.path.samestat(identity, path.stat())
 
 
-def test_a_missing_file_on_a_local_filesystem_is_missing_at_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("filesystem", "waits_expected"),
+    [(EXT4, []), (NFS, list(LOOK_AGAIN_AFTER))],
+    ids=["local-at-once", "shared-after-every-look"],
+)
+def test_a_missing_file_is_missing_after_the_looks_its_filesystem_calls_for(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    filesystem: Filesystem,
+    waits_expected: list[float],
 ) -> None:
     waits = Waits(tmp_path / "state.json")
-    _on(monkeypatch, EXT4, waits)
+    _on(monkeypatch, filesystem, waits)
     with pytest.raises(FileNotFoundError):
         read_replaced(str(tmp_path / "state.json"))
-    assert waits.waits == []
+    assert waits.waits == waits_expected
+
+
+def test_looking_again_takes_a_moment() -> None:
+    assert 0.05 <= sum(LOOK_AGAIN_AFTER) <= 0.2  # only a missing file pays it
 
 
 @pytest.mark.parametrize("appears_at", range(1, len(LOOK_AGAIN_AFTER) + 1))
@@ -88,17 +101,6 @@ def test_a_file_gone_between_open_and_read_on_a_shared_filesystem_is_read_again(
     assert waits.waits == [LOOK_AGAIN_AFTER[0]]
 
 
-def test_a_missing_file_on_a_shared_filesystem_is_missing_after_every_look(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    waits = Waits(tmp_path / "state.json")
-    _on(monkeypatch, NFS, waits)
-    with pytest.raises(FileNotFoundError):
-        read_replaced(str(tmp_path / "state.json"))
-    assert waits.waits == list(LOOK_AGAIN_AFTER)
-    assert 0.05 <= sum(LOOK_AGAIN_AFTER) <= 0.2  # a moment: only a missing file pays it
-
-
 def test_a_file_in_a_missing_folder_is_missing_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,17 +117,10 @@ def test_a_folder_in_place_of_the_file_is_an_error(tmp_path: Path) -> None:
         read_replaced(str(tmp_path / "state.json"))
 
 
-def test_load_state_reads_a_state_that_reappears_on_a_shared_filesystem(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("reader", [fs.load_state, fs.load_json_file, fs.read_json_file])
+def test_json_readers_read_a_file_that_reappears_on_a_shared_filesystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: Callable[[Path], object]
 ) -> None:
     waits = Waits(tmp_path / "state.json", appears_at=2)
     _on(monkeypatch, NFS, waits)
-    assert fs.load_state(tmp_path / "state.json") == {"iteration": 7}
-
-
-def test_read_json_file_reads_a_file_that_reappears_on_a_shared_filesystem(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    waits = Waits(tmp_path / "state.json", appears_at=3)
-    _on(monkeypatch, NFS, waits)
-    assert fs.read_json_file(tmp_path / "state.json") == {"iteration": 7}
+    assert reader(tmp_path / "state.json") == {"iteration": 7}
