@@ -17,7 +17,8 @@ import pytest
 from filelock import SoftFileLock, Timeout
 
 import fermilink_state as fs
-from fermilink_state import _locking, _results
+from fermilink_state import _filesystems, _locking, _results
+from fermilink_state._filesystems import Filesystem
 from support import WORKER_MEMORY_ARGS
 from support_concurrency import MP, Campaign, lock_held_elsewhere, seed_campaign
 
@@ -244,6 +245,58 @@ def test_soft_env_selects_soft_file_lock(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert isinstance(_locking.file_lock(tmp_path / "a.txt"), SoftFileLock)
 
 
+def test_a_folder_has_the_backend_of_its_own_filesystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An NFS mount point in a local folder: its files are on NFS, its parent is not.
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    monkeypatch.delenv("FERMILINK_STATE_LOCK", raising=False)
+
+    def filesystem_of(folder: str) -> Filesystem:
+        inside = Path(folder) == mount or mount in Path(folder).parents
+        return Filesystem("nfs4", shared=True) if inside else Filesystem("ext4", shared=False)
+
+    monkeypatch.setattr(_filesystems, "filesystem_of", filesystem_of)
+    assert fs.lock_backend(mount) == "strict"
+
+
+def test_a_lock_in_a_folder_not_made_yet_is_of_the_chosen_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERMILINK_STATE_LOCK", "soft")
+    assert isinstance(_locking.file_lock(tmp_path / "later" / "a.txt"), SoftFileLock)
+
+
+def test_a_path_looked_up_before_is_not_probed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lock of a path is found again without a look at the filesystem: an
+    # append is only ~10 us of work besides its lock.
+    monkeypatch.delenv("FERMILINK_STATE_LOCK", raising=False)
+    path = tmp_path / "results.tsv"
+    first = _locking.file_lock(path)
+    probed: list[str] = []
+
+    def filesystem_of(folder: str) -> Filesystem:
+        probed.append(folder)
+        return Filesystem("ext4", shared=False)
+
+    monkeypatch.setattr(_filesystems, "filesystem_of", filesystem_of)
+    assert _locking.file_lock(path) is first
+    assert probed == []
+
+
+def test_a_lock_file_that_cannot_be_made_says_nothing_was_changed(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    lock_file = tmp_path / "state.json.lock"
+    lock_file.mkdir()  # in the lock file's place: it cannot be opened for writing
+    with pytest.raises(IsADirectoryError) as caught, fs.locked(path):
+        pass
+    assert "; nothing was changed; " in str(caught.value)
+    assert caught.value.filename == str(lock_file)
+
+
 def test_soft_lock_excludes_another_process(
     soft_campaign: Campaign, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -357,6 +410,18 @@ def test_nested_use_in_one_thread_is_reentrant(
     # A self-deadlock would show as a StateLockTimeout after 1 s.
     monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "1")
     with fs.locked(campaign.results), fs.locked(campaign.results):
+        fs.append_result(campaign.results, **ROW)
+    assert campaign.results.read_text(encoding="utf-8").endswith(ROW_LINE)
+
+
+def test_nested_use_through_two_names_of_one_file_is_reentrant(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One lock object per lock file, however the file is named.
+    monkeypatch.setenv("FERMILINK_STATE_LOCK_TIMEOUT", "1")
+    folder = campaign.results.parent
+    other_name = folder / ".." / folder.name / campaign.results.name
+    with fs.locked(campaign.results), fs.locked(other_name):
         fs.append_result(campaign.results, **ROW)
     assert campaign.results.read_text(encoding="utf-8").endswith(ROW_LINE)
 

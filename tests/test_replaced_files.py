@@ -46,6 +46,38 @@ def test_a_file_that_is_there_is_read_with_its_identity(tmp_path: Path) -> None:
     assert os.path.samestat(identity, path.stat())
 
 
+def test_a_file_is_read_in_one_read_and_one_that_finds_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each read is a round trip to the server on NFS: a file larger than the
+    # 64 KiB floor is still asked for whole, not in two reads before the end.
+    path = tmp_path / "state.json"
+    path.write_bytes(b"x" * 200_000)
+    real_read = os.read
+    returned: list[int] = []
+
+    def read(fd: int, size: int) -> bytes:
+        piece = real_read(fd, size)
+        returned.append(len(piece))
+        return piece
+
+    monkeypatch.setattr(os, "read", read)
+    read_replaced(str(path))
+    assert returned == [200_000, 0]
+
+
+def test_a_file_returned_in_short_reads_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read may return fewer bytes than asked (a signal, a network filesystem).
+    path = tmp_path / "state.json"
+    content = bytes(range(256)) * 10
+    path.write_bytes(content)
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, size: real_read(fd, min(size, 1000)))
+    assert read_replaced(str(path))[0] == content
+
+
 @pytest.mark.parametrize(
     ("filesystem", "waits_expected"),
     [(EXT4, []), (NFS, list(LOOK_AGAIN_AFTER))],

@@ -57,13 +57,20 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     process.wait()
 
 
+# Stands for the pid of the process that runs the test, read when it runs: a
+# pid read when the module is imported is another process's in a runner that
+# collects in a forked child of the importer (mutmut's workers).
+THIS_PID = object()
+
+
 def _plant(project: Path, payload: dict[str, object] | str) -> Path:
     path = fs.run_lock_path(project)
     fs.ensure_optimize_root(project)
     if isinstance(payload, str):
         path.write_text(payload, encoding="utf-8")
     else:
-        fs.write_run_lock(path, payload)
+        pid = os.getpid()
+        fs.write_run_lock(path, {k: pid if v is THIS_PID else v for k, v in payload.items()})
     return path
 
 
@@ -284,8 +291,8 @@ def test_load_run_lock_reads_what_acquire_wrote(project: Path) -> None:
             },
             id="expired-lease",
         ),
-        pytest.param({"pid": os.getpid(), "hostname": socket.gethostname()}, id="own"),
-        pytest.param({"pid": os.getpid()}, id="own-without-hostname"),
+        pytest.param({"pid": THIS_PID, "hostname": socket.gethostname()}, id="own"),
+        pytest.param({"pid": THIS_PID}, id="own-without-hostname"),
         pytest.param("{torn", id="unreadable"),
     ],
 )
@@ -424,8 +431,8 @@ def test_write_run_lock_refuses_a_lock_held_by_another_live_process(
     [
         pytest.param({"pid": 0}, id="no-pid"),
         pytest.param({"pid": dead_pid(), "hostname": socket.gethostname()}, id="dead"),
-        pytest.param({"pid": os.getpid()}, id="this-process-without-hostname"),
-        pytest.param({"pid": os.getpid(), "hostname": socket.gethostname()}, id="this-process"),
+        pytest.param({"pid": THIS_PID}, id="this-process-without-hostname"),
+        pytest.param({"pid": THIS_PID, "hostname": socket.gethostname()}, id="this-process"),
         pytest.param("{not json", id="unreadable"),
     ],
 )
