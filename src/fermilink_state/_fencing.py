@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 from fermilink_state._errors import RunLockLost
+from fermilink_state._replaced_files import read_once
 
 
 @dataclass(slots=True)
@@ -145,21 +145,9 @@ def verify(held: HeldRunLock) -> None:
 
 
 def _read(held: HeldRunLock) -> bytes | None:
-    # os.open + os.read: half the cost of open().read() for this small file,
-    # and every fenced write pays it.
+    # One read, no waiting: a miss (or ESTALE mid-replace on NFS) is judged
+    # again under the run lock's file lock, which every writer of it holds.
     try:
-        fd = os.open(held.lock_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:  # missing, or ESTALE mid-replace on NFS: judged under the lock
-        return None
-    try:
-        pieces = []
-        while piece := os.read(fd, _READ_SIZE):
-            pieces.append(piece)
-        return b"".join(pieces)
+        return read_once(held.lock_path)[0]
     except OSError:
         return None
-    finally:
-        os.close(fd)
-
-
-_READ_SIZE: Final = 65536

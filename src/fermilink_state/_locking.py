@@ -159,11 +159,6 @@ def lock_path_for(path: Path, backend: LockBackendName | None = None) -> Path:
     return path.with_name(path.name + LOCK_SUFFIXES[name])
 
 
-# The soft lock is its file: created on acquire, deleted on release. The others
-# leave their lock files behind, so one's presence shows that our writers use it.
-_LOCK_FILE_OUTLIVES_RELEASE: Final[dict[str, bool]] = {"flock": True, "strict": True, "soft": False}
-
-
 def lock_may_be_in_use(path: Path) -> bool:
     """Whether this package's writers may be replacing ``path``, as far as a lock-free look tells.
 
@@ -175,9 +170,9 @@ def lock_may_be_in_use(path: Path) -> bool:
     provided the folder of ``path`` exists.
     """
     backend = lock_backend(path)
-    if _LOCK_FILE_OUTLIVES_RELEASE[backend]:
-        return lock_path_for(Path(path), backend).exists()
-    return os.path.isdir(os.path.dirname(os.path.abspath(path)))
+    if backend == "soft":  # the soft lock is its file: deleted on release
+        return os.path.isdir(os.path.dirname(os.path.abspath(path)))
+    return lock_path_for(Path(path), backend).exists()
 
 
 def is_lock_file(name: str) -> bool:
